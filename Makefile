@@ -1,0 +1,71 @@
+# svcnet: `make demo` runs the main job, `make test` runs every test. `make help` lists the rest.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+STATE_DIR ?= $(CURDIR)/e2e/.state
+export SVCNET_STATE_DIR := $(STATE_DIR)
+CLUSTER := $(CURDIR)/target/debug/svcnet-cluster
+NODES ?= 3
+CLUSTER_FLAGS ?=
+LAST_INVENTORY := $(CURDIR)/target/e2e-last-inventory.json
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (nftables, iproute2, socat, conntrack)
+	bash scripts/install-deps.sh
+
+.PHONY: build
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace --bins
+
+.PHONY: hyperkube
+hyperkube: ## Build (or reuse the cached) upstream control plane binary
+	@bash e2e/hyperkube/build.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: build hyperkube ## Start the local cluster (NODES=3; CLUSTER_FLAGS=--dual-stack, --upstream-endpointslice, --simulated)
+	$(CLUSTER) up --nodes $(NODES) --hyperkube "$$(bash e2e/hyperkube/build.sh)" $(CLUSTER_FLAGS)
+
+.PHONY: cluster-down
+cluster-down: ## Remove every process, namespace and file of the local cluster
+	@if [ -x $(CLUSTER) ]; then $(CLUSTER) down; else echo "no svcnet-cluster binary: nothing to take down"; fi
+
+.PHONY: cluster-status
+cluster-status: ## Show the local cluster's nodes, processes and namespaces
+	$(CLUSTER) status
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test-unit
+test-unit: ## Unit, property and doc tests of every crate
+	$(CARGO) test --workspace
+
+.PHONY: test-e2e
+test-e2e: build hyperkube ## End-to-end tests on a fresh local cluster, then check that down left nothing
+	$(CLUSTER) up --nodes $(NODES) --hyperkube "$$(bash e2e/hyperkube/build.sh)" $(CLUSTER_FLAGS)
+	status=0; $(CARGO) test -p svcnet-e2e --tests -- --ignored --skip down_leaves || status=$$?; \
+	  if [ $$status -ne 0 ]; then bash scripts/show-cluster-logs.sh "$(STATE_DIR)"; fi; \
+	  $(CLUSTER) inventory > $(LAST_INVENTORY); \
+	  $(CLUSTER) down; \
+	  SVCNET_INVENTORY=$(LAST_INVENTORY) $(CARGO) test -p svcnet-e2e --test teardown -- --ignored; \
+	  exit $$status
+
+.PHONY: test
+test: lint test-unit test-e2e ## Everything CI runs: lint, unit tests, e2e tests
+
+.PHONY: bench
+bench: ## Benchmarks (figures go to docs/benchmarks.md by hand)
+	$(CARGO) bench -p svcnet-allocator
+
+.PHONY: demo
+demo: cluster-up ## Bring the local cluster up and show pods answering by pod IP
+	bash scripts/demo.sh

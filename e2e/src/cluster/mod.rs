@@ -1,0 +1,183 @@
+//! `svcnet-cluster up|down|status`: the local cluster's lifecycle.
+
+pub mod control_plane;
+pub mod network;
+pub mod pki;
+pub mod process;
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, StateDir};
+use crate::netns;
+use crate::wait::poll_until;
+use control_plane::{ControlPlane, Ports};
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub control_plane: ControlPlane,
+    pub node_agent: PathBuf,
+    pub nodes: u8,
+    pub zones: u8,
+    pub simulated: bool,
+}
+
+/// Brings the cluster up; cleans up what a previous `up` left first.
+pub async fn up(state: &StateDir, opts: &UpOptions) -> Result<Inventory> {
+    if state.load()?.is_some() {
+        tracing::info!("cleaning up what the previous cluster left");
+        down(state)?;
+    }
+    fs::create_dir_all(&state.root)?;
+    let Ports { api, .. } = opts.control_plane.ports;
+    let mut inv = Inventory {
+        cluster_id: random_id(),
+        api_port: api,
+        dual_stack: opts.control_plane.dual_stack,
+        simulated: opts.simulated,
+        ..Inventory::default()
+    };
+    state.save(&inv)?;
+
+    let first_service_ip = "10.96.0.1";
+    let pki = pki::generate(&state.pki(), first_service_ip)?;
+    fs::write(state.kubeconfig(), pki::kubeconfig(&pki, api))?;
+
+    let cp = &opts.control_plane;
+    cp.start_etcd(state, &mut inv).await?;
+    cp.start_apiserver(state, &mut inv, &pki)?;
+    let client = crate::kit::client::from_kubeconfig(&state.kubeconfig()).await?;
+    control_plane::wait_apiserver_ready(&client).await?;
+    cp.start_controllers(state, &mut inv, &pki)?;
+
+    network::create_fabric(state, &mut inv)?;
+    for index in 1..=opts.nodes {
+        network::create_node(state, &mut inv, index, opts.zones)?;
+    }
+    network::create_outside(state, &mut inv)?;
+    network::add_pod_routes(&inv)?;
+
+    for node in inv.nodes.clone() {
+        let mut args = vec![
+            format!("--kubeconfig={}", state.kubeconfig().display()),
+            format!("--state-dir={}", state.root.display()),
+            format!("--cluster-id={}", inv.cluster_id),
+            format!("--node-name={}", node.name),
+            format!("--node-index={}", node.index),
+            format!("--zone={}", node.zone),
+            format!("--netns={}", node.netns),
+            format!("--api-port={api}"),
+        ];
+        if inv.dual_stack {
+            args.push("--dual-stack".to_owned());
+        }
+        if opts.simulated {
+            args.push("--simulated".to_owned());
+        }
+        let name = format!("node-agent-{}", node.name);
+        let record = process::spawn(&name, &opts.node_agent, &args, &state.logs())?;
+        inv.processes.push(record);
+        state.save(&inv)?;
+    }
+
+    wait_nodes_ready(&client, usize::from(opts.nodes)).await?;
+    Ok(inv)
+}
+
+async fn wait_nodes_ready(client: &kube::Client, want: usize) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    poll_until(
+        &format!("{want} Ready nodes"),
+        Duration::from_secs(120),
+        || {
+            let nodes = nodes.clone();
+            async move {
+                let Ok(list) = nodes.list(&ListParams::default()).await else {
+                    return false;
+                };
+                list.items.iter().filter(|n| is_ready(n)).count() >= want
+            }
+        },
+    )
+    .await
+}
+
+pub fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Removes everything the inventory lists: node agents and pod processes first (so nothing recreates
+/// a namespace), then pod and node namespaces, then the control plane, then the state directory.
+/// Running it twice is harmless.
+pub fn down(state: &StateDir) -> Result<()> {
+    let Some(inv) = state.load()? else {
+        return Ok(());
+    };
+    let grace = Duration::from_secs(10);
+    let (agents, control_plane): (Vec<_>, Vec<_>) = inv
+        .processes
+        .iter()
+        .partition(|p| p.name.starts_with("node-agent-"));
+    for p in agents {
+        process::stop(p, grace);
+    }
+    for p in state.pod_processes() {
+        process::stop(&p, grace);
+    }
+    let mut failures = Vec::new();
+    for ns in state.pod_netns().iter().chain(inv.netns.iter().rev()) {
+        if let Err(e) = netns::delete(ns) {
+            failures.push(e.to_string());
+        }
+    }
+    // Stop in reverse start order: the scheduler and controllers before the apiserver, etcd last.
+    for p in control_plane.into_iter().rev() {
+        process::stop(p, grace);
+    }
+    if !failures.is_empty() {
+        return Err(Error::invalid("down", failures.join("; ")));
+    }
+    fs::remove_dir_all(&state.root).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    })?;
+    Ok(())
+}
+
+/// What is left of the inventory's processes and namespaces (empty when all is gone).
+pub fn leftovers(inv: &Inventory, pod_netns: &[String]) -> Vec<String> {
+    let mut left: Vec<String> = inv
+        .processes
+        .iter()
+        .filter(|p| p.is_alive())
+        .map(|p| format!("process {} ({})", p.pid, p.name))
+        .collect();
+    left.extend(
+        inv.netns
+            .iter()
+            .chain(pod_netns)
+            .filter(|ns| netns::exists(ns))
+            .map(|ns| format!("network namespace {ns}")),
+    );
+    left
+}
+
+fn random_id() -> String {
+    // Unique enough to keep two clusters' namespace names apart; not a secret.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:06x}",
+        (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff
+    )
+}

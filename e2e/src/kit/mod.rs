@@ -1,0 +1,7 @@
+//! The e2e test kit: a client for the cluster, a namespace per test, waiting on conditions, and a
+//! traffic prober.
+
+pub mod client;
+pub mod namespace;
+pub mod prober;
+pub mod topology;

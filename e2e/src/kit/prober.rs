@@ -1,0 +1,109 @@
+//! Sends test traffic from a node, a pod or the outside client, and says which pod answered and
+//! which client address that pod saw. Only addresses inside the cluster's namespaces are ever used.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::netns;
+
+/// What the test server answered to `whoami`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The name of the pod that answered.
+    pub pod: String,
+    /// The client address (ip:port) that pod saw.
+    pub client: SocketAddr,
+}
+
+impl Reply {
+    fn parse(text: &str) -> Result<Self> {
+        let mut parts = text.split_whitespace();
+        let (Some(pod), Some(client)) = (parts.next(), parts.next()) else {
+            return Err(Error::invalid("whoami reply", format!("{text:?}")));
+        };
+        let client = client
+            .parse()
+            .map_err(|e| Error::invalid("whoami reply", format!("{text:?}: {e}")))?;
+        Ok(Reply {
+            pod: pod.to_owned(),
+            client,
+        })
+    }
+}
+
+/// A place to send traffic from: a network namespace of the cluster.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    netns: String,
+    timeout: Duration,
+}
+
+impl Prober {
+    pub fn from_netns(netns: impl Into<String>) -> Self {
+        Prober {
+            netns: netns.into(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects over TCP, asks `whoami`, and returns the answer.
+    pub async fn tcp(&self, target: SocketAddr) -> Result<Reply> {
+        let timeout = self.timeout;
+        let text = netns::within_async(&self.netns, move || {
+            let mut stream = TcpStream::connect_timeout(&target, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.write_all(b"whoami\n")?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply)?;
+            Ok(reply)
+        })
+        .await?;
+        Reply::parse(&text)
+    }
+
+    /// Sends a `whoami` datagram and returns the answer.
+    pub async fn udp(&self, target: SocketAddr) -> Result<Reply> {
+        let timeout = self.timeout;
+        let text = netns::within_async(&self.netns, move || {
+            let bind: SocketAddr = if target.is_ipv4() {
+                "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+            } else {
+                "[::]:0".parse().map_err(std::io::Error::other)?
+            };
+            let socket = UdpSocket::bind(bind)?;
+            socket.set_read_timeout(Some(timeout))?;
+            socket.connect(target)?;
+            socket.send(b"whoami")?;
+            let mut buf = [0u8; 512];
+            let n = socket.recv(&mut buf)?;
+            Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+        .await?;
+        Reply::parse(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_whoami_replies() {
+        let r = Reply::parse("web-1 172.18.0.200:41234\n").ok();
+        assert_eq!(
+            r,
+            Some(Reply {
+                pod: "web-1".into(),
+                client: SocketAddr::from(([172, 18, 0, 200], 41234)),
+            })
+        );
+        assert!(Reply::parse("garbage").is_err());
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The demo: on the running local cluster, a Deployment's pods answer by pod IP from every node and
+# from the outside client. (svcnet's own Services join this demo as they land.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KUBECONFIG="${SVCNET_STATE_DIR:-$PWD/e2e/.state}/kubeconfig"
+kubectl="$(bash scripts/install-tools.sh)/kubectl"
+cluster=target/debug/svcnet-cluster
+
+echo "== nodes"
+"$kubectl" get nodes -L topology.kubernetes.io/zone -o wide
+"$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+"$kubectl" -n demo apply -f examples/local-cluster/echo-deployment.yaml
+"$kubectl" -n demo rollout status deployment/echo --timeout=120s
+echo "== pods"
+"$kubectl" -n demo get pods -o wide
+echo "== requests to each pod IP, from node-1 and from outside the cluster"
+for ip in $("$kubectl" -n demo get pods -l app=echo -o jsonpath='{.items[*].status.podIP}'); do
+  "$cluster" probe --from node-1 "$ip:8080"
+  "$cluster" probe --from outside "$ip:8080"
+  "$cluster" probe --from outside --udp "$ip:8081"
+done
+cat <<MSG
+
+Look around:   export KUBECONFIG=$KUBECONFIG; $kubectl get pods -A -o wide
+               $cluster status
+Tear down:     make cluster-down
+MSG
