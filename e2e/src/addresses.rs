@@ -8,6 +8,9 @@ use ipnet::{Ipv4Net, Ipv6Net};
 /// The node network: every node and the outside client hang off one bridge.
 pub const NODE_SUBNET_V4: &str = "172.18.0.0/24";
 pub const NODE_SUBNET_V6: &str = "fd00:172:18::/64";
+/// The apiserver as the node network sees it (a relay in the fabric namespace to the apiserver on
+/// loopback): the address it advertises, so the `kubernetes` Service has a reachable endpoint.
+pub const API_V4: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
 /// The client that stands for "outside the cluster" (NodePort and LoadBalancer tests).
 pub const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 200);
 pub const OUTSIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0x200);

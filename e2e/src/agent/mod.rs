@@ -57,7 +57,8 @@ pub async fn run(client: kube::Client, cfg: AgentConfig) -> Result<()> {
     let relay = if cfg.simulated {
         None
     } else {
-        Some(relay::start(&cfg.netns, cfg.api_port).await?)
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.api_port));
+        Some(relay::start(&cfg.netns, loopback, loopback).await?)
     };
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cfg.clone()));
     let result = pods::run(client, cfg).await;

@@ -39,6 +39,8 @@ enum Internal {
     },
     GraceOver {
         uid: String,
+        namespace: String,
+        name: String,
     },
 }
 
@@ -65,6 +67,8 @@ struct Agent {
     pods: HashMap<String, Running>,
     /// Uids seen since the watch (re)listed; pods not seen by the end of the list are gone.
     relisting: Option<HashSet<String>>,
+    /// Pods stopped for good whose object still exists: later events for them must not restart them.
+    stopped: HashSet<String>,
     internal: mpsc::UnboundedSender<Internal>,
     writer: StatusWriter,
 }
@@ -138,6 +142,7 @@ pub async fn run(client: kube::Client, cfg: AgentConfig) -> Result<()> {
         ipam,
         pods: HashMap::new(),
         relisting: None,
+        stopped: HashSet::new(),
         internal: tx,
     };
     let mut events = watcher(api, watcher::Config::default().fields(&selector))
@@ -149,7 +154,11 @@ pub async fn run(client: kube::Client, cfg: AgentConfig) -> Result<()> {
                 Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
                     agent.applied(pod).await;
                 }
-                Some(Ok(watcher::Event::Delete(pod))) => agent.teardown(&uid_of(&pod)).await,
+                Some(Ok(watcher::Event::Delete(pod))) => {
+                    let uid = uid_of(&pod);
+                    agent.teardown(&uid).await;
+                    agent.stopped.remove(&uid);
+                }
                 Some(Ok(watcher::Event::Init)) => agent.relisting = Some(HashSet::new()),
                 Some(Ok(watcher::Event::InitDone)) => agent.relist_done().await,
                 Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying"),
@@ -166,8 +175,29 @@ impl Agent {
         if let Some(seen) = self.relisting.as_mut() {
             seen.insert(uid.clone());
         }
+        if self.stopped.contains(&uid) {
+            return;
+        }
         if is_finished(&pod) {
             self.teardown(&uid).await;
+            self.stopped.insert(uid);
+            return;
+        }
+        if !self.pods.contains_key(&uid) && pod.metadata.deletion_timestamp.is_some() {
+            // Never start a pod that is already going away (seen after an agent restart, say): clear
+            // what a previous agent may have left and finish the deletion when the grace period ends.
+            self.stopped.insert(uid.clone());
+            self.remove_leftover_sandbox(&uid).await;
+            let remaining = pod
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .and_then(|t| {
+                    let left = t.0.duration_since(jiff::Timestamp::now());
+                    Duration::try_from(left).ok()
+                })
+                .unwrap_or_default();
+            self.grace_timer(&pod, remaining);
             return;
         }
         if !self.pods.contains_key(&uid) {
@@ -183,7 +213,6 @@ impl Agent {
             }
         }
         let simulated = self.cfg.simulated;
-        let internal = self.internal.clone();
         let Some(running) = self.pods.get_mut(&uid) else {
             return;
         };
@@ -209,15 +238,36 @@ impl Agent {
                 .deletion_grace_period_seconds
                 .and_then(|s| u64::try_from(s).ok())
                 .unwrap_or(0);
-            let uid = uid.clone();
             tracing::info!(pod = %pod_ref(&pod), grace, "pod terminating");
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(grace)).await;
-                let _ = internal.send(Internal::GraceOver { uid });
-            });
+            self.grace_timer(&pod, Duration::from_secs(grace));
         }
-        running.pod = pod;
+        if let Some(running) = self.pods.get_mut(&uid) {
+            running.pod = pod;
+        }
         self.report(&uid);
+    }
+
+    /// Sends `GraceOver` for the pod after `grace`.
+    fn grace_timer(&self, pod: &Pod, grace: Duration) {
+        let internal = self.internal.clone();
+        let event = Internal::GraceOver {
+            uid: uid_of(pod),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = internal.send(event);
+        });
+    }
+
+    async fn remove_leftover_sandbox(&self, uid: &str) {
+        if self.cfg.simulated {
+            return;
+        }
+        let names = sandbox::names(&self.cfg.cluster_id, uid);
+        let state = self.cfg.state.clone();
+        let _ = tokio::task::spawn_blocking(move || sandbox::destroy(&state, &names)).await;
     }
 
     async fn start(&mut self, pod: &Pod) -> Result<Running> {
@@ -264,6 +314,9 @@ impl Agent {
         if !self.cfg.simulated {
             if let Err(e) = self.start_network(pod, &uid, host, &mut running).await {
                 self.release(&running);
+                if running.sandbox.is_some() {
+                    self.remove_leftover_sandbox(&uid).await;
+                }
                 return Err(e);
             }
             let probe_from = self.cfg.netns.clone();
@@ -370,6 +423,7 @@ impl Agent {
         for uid in gone {
             self.teardown(&uid).await;
         }
+        self.stopped.retain(|uid| seen.contains(uid));
     }
 
     async fn internal(&mut self, event: Internal) {
@@ -385,16 +439,15 @@ impl Agent {
                     self.report(&uid);
                 }
             }
-            Internal::GraceOver { uid } => {
-                let Some(pod) = self.pods.get(&uid).map(|r| r.pod.clone()) else {
-                    return;
-                };
+            Internal::GraceOver {
+                uid,
+                namespace,
+                name,
+            } => {
                 self.teardown(&uid).await;
+                self.stopped.insert(uid.clone());
                 // The final delete, as the kubelet does once the containers are gone.
-                let api: Api<Pod> = Api::namespaced(
-                    self.client.clone(),
-                    pod.metadata.namespace.as_deref().unwrap_or_default(),
-                );
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
                 let params = DeleteParams {
                     grace_period_seconds: Some(0),
                     preconditions: Some(Preconditions {
@@ -403,7 +456,6 @@ impl Agent {
                     }),
                     ..DeleteParams::default()
                 };
-                let name = pod.metadata.name.clone().unwrap_or_default();
                 tokio::spawn(async move {
                     if let Err(e) = api.delete(&name, &params).await {
                         tracing::debug!(pod = %name, error = %e, "final delete");

@@ -1,5 +1,7 @@
-//! The apiserver, reachable from inside a node namespace: a listener on 127.0.0.1:<port> there, whose
-//! connections are piped to 127.0.0.1:<port> of the root namespace. Nothing leaves the machine.
+//! The apiserver, reachable from inside a namespace: a listener there whose connections are piped to
+//! the apiserver on 127.0.0.1 of the root namespace. Nothing leaves the machine.
+
+use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -17,9 +19,10 @@ impl Drop for Relay {
     }
 }
 
-pub async fn start(netns_name: &str, port: u16) -> Result<Relay> {
+/// Listens on `listen` inside `netns_name` and pipes every connection to `target` (root namespace).
+pub async fn start(netns_name: &str, listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
     let std_listener = netns::within_async(netns_name, move || {
-        let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        let l = std::net::TcpListener::bind(listen)?;
         l.set_nonblocking(true)?;
         Ok(l)
     })
@@ -32,7 +35,7 @@ pub async fn start(netns_name: &str, port: u16) -> Result<Relay> {
             };
             tokio::spawn(async move {
                 // This connect runs on a runtime thread, so it is made in the root namespace.
-                match TcpStream::connect(("127.0.0.1", port)).await {
+                match TcpStream::connect(target).await {
                     Ok(mut upstream) => {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
                     }

@@ -50,6 +50,16 @@ enum Command {
     Status,
     /// Print the inventory (what `down` will remove) as JSON.
     Inventory,
+    /// (Started by `up`.) Relay the apiserver into a namespace of the cluster.
+    #[command(hide = true)]
+    ApiRelay {
+        #[arg(long)]
+        netns: String,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        to: std::net::SocketAddr,
+    },
     /// Ask `whoami` of an address from a node (node-1, ...) or from `outside`; prints the pod that
     /// answered and the client address it saw.
     Probe {
@@ -67,7 +77,8 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_client=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -87,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
             api_port,
             etcd_port,
         } => {
-            let node_agent = std::env::current_exe()?
+            let cluster_tool = std::env::current_exe()?;
+            let node_agent = cluster_tool
                 .parent()
                 .context("no directory for svcnet-node-agent")?
                 .join("svcnet-node-agent");
@@ -103,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                     upstream_endpointslice,
                 },
                 node_agent,
+                cluster_tool,
                 nodes,
                 zones,
                 simulated,
@@ -153,6 +166,10 @@ async fn main() -> anyhow::Result<()> {
             let mut value = serde_json::to_value(&inv)?;
             value["pod_netns"] = serde_json::to_value(state.pod_netns())?;
             println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Command::ApiRelay { netns, listen, to } => {
+            let _relay = svcnet_e2e::agent::relay::start(&netns, listen, to).await?;
+            tokio::signal::ctrl_c().await?;
         }
         Command::Probe { from, target, udp } => {
             let inv = state.load()?.context("no cluster")?;

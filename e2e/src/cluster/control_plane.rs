@@ -9,7 +9,7 @@ use crate::cluster::pki::Pki;
 use crate::cluster::process;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, StateDir};
-use crate::wait::poll_until;
+use crate::wait::{poll_for, poll_until};
 
 /// Ports on 127.0.0.1 of the root namespace.
 #[derive(Debug, Clone, Copy)]
@@ -80,12 +80,12 @@ impl ControlPlane {
         let args = vec![
             format!("--etcd-servers=http://127.0.0.1:{}", self.ports.etcd_client),
             "--bind-address=127.0.0.1".to_owned(),
-            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--advertise-address={}", plan::API_V4),
             format!("--secure-port={}", self.ports.api),
             format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
             format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
             format!("--client-ca-file={}", p(&pki.ca_cert)),
-            format!("--service-account-key-file={}", p(&pki.service_account_key)),
+            format!("--service-account-key-file={}", p(&pki.service_account_pub)),
             format!(
                 "--service-account-signing-key-file={}",
                 p(&pki.service_account_key)
@@ -137,19 +137,28 @@ impl ControlPlane {
     }
 }
 
-/// Waits until the apiserver says it is ready (RBAC bootstrap roles included).
-pub async fn wait_apiserver_ready(client: &kube::Client) -> Result<()> {
-    poll_until("kube-apiserver /readyz", Duration::from_secs(120), || {
+/// Waits until the apiserver says it is ready (RBAC bootstrap roles included); fails at once if the
+/// process exits.
+pub async fn wait_apiserver_ready(client: &kube::Client, inv: &Inventory) -> Result<()> {
+    let process = inv
+        .processes
+        .iter()
+        .find(|p| p.name == "kube-apiserver")
+        .cloned()
+        .ok_or_else(|| Error::invalid("kube-apiserver", "not started"))?;
+    poll_for("kube-apiserver /readyz", Duration::from_secs(120), || {
         let client = client.clone();
+        let process = process.clone();
         async move {
-            let request = http::Request::get("/readyz")
-                .body(Vec::new())
-                .map_err(|e| Error::invalid("request", e));
-            match request {
-                Ok(req) => client.request_text(req).await.is_ok(),
-                Err(_) => false,
+            if !process.is_alive() {
+                return Some(Err(Error::invalid(
+                    "kube-apiserver",
+                    "exited; see logs/kube-apiserver.log",
+                )));
             }
+            let request = http::Request::get("/readyz").body(Vec::new()).ok()?;
+            client.request_text(request).await.ok().map(|_| Ok(()))
         }
     })
-    .await
+    .await?
 }

@@ -22,6 +22,8 @@ use control_plane::{ControlPlane, Ports};
 pub struct UpOptions {
     pub control_plane: ControlPlane,
     pub node_agent: PathBuf,
+    /// This program (`svcnet-cluster`), started again as the apiserver relay.
+    pub cluster_tool: PathBuf,
     pub nodes: u8,
     pub zones: u8,
     pub simulated: bool,
@@ -52,7 +54,7 @@ pub async fn up(state: &StateDir, opts: &UpOptions) -> Result<Inventory> {
     cp.start_etcd(state, &mut inv).await?;
     cp.start_apiserver(state, &mut inv, &pki)?;
     let client = crate::kit::client::from_kubeconfig(&state.kubeconfig()).await?;
-    control_plane::wait_apiserver_ready(&client).await?;
+    control_plane::wait_apiserver_ready(&client, &inv).await?;
     cp.start_controllers(state, &mut inv, &pki)?;
 
     network::create_fabric(state, &mut inv)?;
@@ -61,6 +63,17 @@ pub async fn up(state: &StateDir, opts: &UpOptions) -> Result<Inventory> {
     }
     network::create_outside(state, &mut inv)?;
     network::add_pod_routes(&inv)?;
+
+    let fabric = inv.fabric_netns.clone().unwrap_or_default();
+    let relay_args = vec![
+        "api-relay".to_owned(),
+        format!("--netns={fabric}"),
+        format!("--listen={}:{api}", crate::addresses::API_V4),
+        format!("--to=127.0.0.1:{api}"),
+    ];
+    let record = process::spawn("api-relay", &opts.cluster_tool, &relay_args, &state.logs())?;
+    inv.processes.push(record);
+    state.save(&inv)?;
 
     for node in inv.nodes.clone() {
         let mut args = vec![
@@ -125,7 +138,7 @@ pub fn down(state: &StateDir) -> Result<()> {
     let (agents, control_plane): (Vec<_>, Vec<_>) = inv
         .processes
         .iter()
-        .partition(|p| p.name.starts_with("node-agent-"));
+        .partition(|p| p.name.starts_with("node-agent-") || p.name == "api-relay");
     for p in agents {
         process::stop(p, grace);
     }

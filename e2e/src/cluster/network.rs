@@ -16,6 +16,8 @@ pub fn create_fabric(state: &StateDir, inv: &mut Inventory) -> Result<()> {
     netns::ip(Some(&fabric), &["link", "set", "lo", "up"])?;
     netns::ip(Some(&fabric), &["link", "add", "br0", "type", "bridge"])?;
     netns::ip(Some(&fabric), &["link", "set", "br0", "up"])?;
+    let api = format!("{}/24", plan::API_V4);
+    netns::ip(Some(&fabric), &["addr", "add", &api, "dev", "br0"])?;
     Ok(())
 }
 

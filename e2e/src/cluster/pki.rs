@@ -21,6 +21,7 @@ pub struct Pki {
     pub admin_cert: PathBuf,
     pub admin_key: PathBuf,
     pub service_account_key: PathBuf,
+    pub service_account_pub: PathBuf,
 }
 
 fn pem_err(e: rcgen::Error) -> Error {
@@ -39,6 +40,7 @@ pub fn generate(dir: &Path, first_service_ip: &str) -> Result<Pki> {
         admin_cert: dir.join("admin.crt"),
         admin_key: dir.join("admin.key"),
         service_account_key: dir.join("sa.key"),
+        service_account_pub: dir.join("sa.pub"),
     };
 
     let ca_key = KeyPair::generate().map_err(pem_err)?;
@@ -61,6 +63,7 @@ pub fn generate(dir: &Path, first_service_ip: &str) -> Result<Pki> {
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
         "localhost".to_owned(),
+        crate::addresses::API_V4.to_string(),
         first_service_ip.to_owned(),
         "kubernetes".to_owned(),
         "kubernetes.default".to_owned(),
@@ -86,6 +89,7 @@ pub fn generate(dir: &Path, first_service_ip: &str) -> Result<Pki> {
 
     let sa_key = KeyPair::generate().map_err(pem_err)?;
     fs::write(&pki.service_account_key, sa_key.serialize_pem())?;
+    fs::write(&pki.service_account_pub, sa_key.public_key_pem())?;
     Ok(pki)
 }
 
