@@ -10,6 +10,8 @@ export SVCNET_STATE_DIR := $(STATE_DIR)
 CLUSTER := $(CURDIR)/target/debug/svcnet-cluster
 NODES ?= 3
 CLUSTER_FLAGS ?=
+# The e2e suite runs on a dual-stack cluster, so both families are always tested.
+E2E_CLUSTER_FLAGS ?= --dual-stack
 LAST_INVENTORY := $(CURDIR)/target/e2e-last-inventory.json
 
 .PHONY: help
@@ -50,8 +52,8 @@ test-unit: ## Unit, property and doc tests of every crate
 	$(CARGO) test --workspace
 
 .PHONY: test-e2e
-test-e2e: build hyperkube ## End-to-end tests on a fresh local cluster, then check that down left nothing
-	$(CLUSTER) up --nodes $(NODES) --hyperkube "$$(bash e2e/hyperkube/build.sh)" $(CLUSTER_FLAGS)
+test-e2e: build hyperkube ## End-to-end tests on a fresh (dual-stack) local cluster, then check that down left nothing
+	$(CLUSTER) up --nodes $(NODES) --hyperkube "$$(bash e2e/hyperkube/build.sh)" $(E2E_CLUSTER_FLAGS)
 	status=0; $(CARGO) test -p svcnet-e2e --tests -- --ignored --skip down_leaves || status=$$?; \
 	  if [ $$status -ne 0 ]; then bash scripts/show-cluster-logs.sh "$(STATE_DIR)"; fi; \
 	  $(CLUSTER) inventory > $(LAST_INVENTORY); \

@@ -73,6 +73,13 @@ pub fn sysctl(netns: &str, key: &str, value: &str) -> Result<()> {
     .map(drop)
 }
 
+/// Switches off IPv6 duplicate address detection for links created in the namespace from now on:
+/// our addresses are planned, and a link-local address still "tentative" delays the first packets.
+pub fn skip_ipv6_dad(netns: &str) -> Result<()> {
+    sysctl(netns, "net.ipv6.conf.default.accept_dad", "0")?;
+    sysctl(netns, "net.ipv6.conf.all.accept_dad", "0")
+}
+
 /// Runs `f` on a fresh thread that has entered the namespace `name`. Sockets that `f` creates belong to
 /// that namespace for good, and may then be used from any thread.
 pub fn within<T, F>(name: &str, f: F) -> Result<T>

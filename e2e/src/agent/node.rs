@@ -83,6 +83,12 @@ fn node_status(cfg: &AgentConfig) -> Value {
     })
 }
 
+/// A merge patch, not server-side apply: the schema keys `status.addresses` by type alone, so apply
+/// refuses a dual-stack node's two InternalIPs (the kubelet patches status the same way).
+fn status_patch(cfg: &AgentConfig) -> Patch<Value> {
+    Patch::Merge(node_status(cfg))
+}
+
 /// Creates or updates the Node and reports it Ready.
 pub async fn register(client: &kube::Client, cfg: &AgentConfig) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
@@ -90,7 +96,7 @@ pub async fn register(client: &kube::Client, cfg: &AgentConfig) -> Result<()> {
         .patch(&cfg.node_name, &apply(), &Patch::Apply(node_object(cfg)))
         .await?;
     nodes
-        .patch_status(&cfg.node_name, &apply(), &Patch::Apply(node_status(cfg)))
+        .patch_status(&cfg.node_name, &PatchParams::default(), &status_patch(cfg))
         .await?;
     Ok(())
 }
@@ -120,8 +126,8 @@ pub async fn heartbeat(client: kube::Client, cfg: AgentConfig) {
                 }
             }
             _ = status_tick.tick() => {
-                let status = node_status(&cfg);
-                if let Err(e) = nodes.patch_status(&cfg.node_name, &apply(), &Patch::Apply(status)).await {
+                let patch = status_patch(&cfg);
+                if let Err(e) = nodes.patch_status(&cfg.node_name, &PatchParams::default(), &patch).await {
                     tracing::warn!(node = %cfg.node_name, error = %e, "node status update failed");
                 }
             }

@@ -57,7 +57,8 @@ struct Running {
     probes: JoinSet<()>,
     probed: HashSet<String>,
     runtime: PodRuntime,
-    grace_timer: bool,
+    /// When the current grace period ends; a later, shorter one moves it earlier.
+    grace_deadline: Option<tokio::time::Instant>,
 }
 
 struct Agent {
@@ -231,15 +232,21 @@ impl Agent {
         if changed {
             running.runtime.ready_since = now_rfc3339();
         }
-        if pod.metadata.deletion_timestamp.is_some() && !running.grace_timer {
-            running.grace_timer = true;
-            let grace = pod
-                .metadata
-                .deletion_grace_period_seconds
-                .and_then(|s| u64::try_from(s).ok())
-                .unwrap_or(0);
-            tracing::info!(pod = %pod_ref(&pod), grace, "pod terminating");
-            self.grace_timer(&pod, Duration::from_secs(grace));
+        let grace = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|_| {
+                let secs = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
+                Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+            });
+        if let Some(grace) = grace {
+            let deadline = tokio::time::Instant::now() + grace;
+            if running.grace_deadline.is_none_or(|current| deadline < current) {
+                running.grace_deadline = Some(deadline);
+                tracing::info!(pod = %pod_ref(&pod), grace = grace.as_secs(), "pod terminating");
+                self.grace_timer(&pod, grace);
+            }
         }
         if let Some(running) = self.pods.get_mut(&uid) {
             running.pod = pod;
@@ -304,7 +311,7 @@ impl Agent {
                 container_ready: BTreeMap::new(),
                 ready_since: now_rfc3339(),
             },
-            grace_timer: false,
+            grace_deadline: None,
         };
         let containers = pod
             .spec

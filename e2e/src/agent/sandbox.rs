@@ -39,6 +39,9 @@ pub fn create(
     fs::write(state.pods_dir().join(&names.netns), b"")?;
     netns::delete(&names.netns)?;
     netns::add(&names.netns)?;
+    if ips.iter().any(IpAddr::is_ipv6) {
+        netns::skip_ipv6_dad(&names.netns)?;
+    }
     let pod = Some(names.netns.as_str());
     let node = Some(node_netns);
     let veth = names.veth.as_str();

@@ -15,7 +15,7 @@ use kube::api::{Api, ListParams};
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, StateDir};
 use crate::netns;
-use crate::wait::poll_until;
+use crate::wait::poll_for;
 use control_plane::{ControlPlane, Ports};
 
 #[derive(Debug, Clone)]
@@ -98,26 +98,25 @@ pub async fn up(state: &StateDir, opts: &UpOptions) -> Result<Inventory> {
         state.save(&inv)?;
     }
 
-    wait_nodes_ready(&client, usize::from(opts.nodes)).await?;
+    wait_nodes_ready(&client, &inv, usize::from(opts.nodes)).await?;
     Ok(inv)
 }
 
-async fn wait_nodes_ready(client: &kube::Client, want: usize) -> Result<()> {
+/// Waits for the nodes; fails at once, naming its log, when a process of the cluster has exited.
+async fn wait_nodes_ready(client: &kube::Client, inv: &Inventory, want: usize) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    poll_until(
-        &format!("{want} Ready nodes"),
-        Duration::from_secs(120),
-        || {
-            let nodes = nodes.clone();
-            async move {
-                let Ok(list) = nodes.list(&ListParams::default()).await else {
-                    return false;
-                };
-                list.items.iter().filter(|n| is_ready(n)).count() >= want
+    poll_for(&format!("{want} Ready nodes"), Duration::from_secs(120), || {
+        let nodes = nodes.clone();
+        async move {
+            if let Some(dead) = inv.processes.iter().find(|p| !p.is_alive()) {
+                let message = format!("exited; see logs/{}.log", dead.name);
+                return Some(Err(Error::invalid(dead.name.clone(), message)));
             }
-        },
-    )
-    .await
+            let list = nodes.list(&ListParams::default()).await.ok()?;
+            (list.items.iter().filter(|n| is_ready(n)).count() >= want).then_some(Ok(()))
+        }
+    })
+    .await?
 }
 
 pub fn is_ready(node: &Node) -> bool {

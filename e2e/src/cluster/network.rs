@@ -25,7 +25,11 @@ pub fn create_fabric(state: &StateDir, inv: &mut Inventory) -> Result<()> {
 fn record(state: &StateDir, inv: &mut Inventory, name: &str) -> Result<()> {
     inv.netns.push(name.to_owned());
     state.save(inv)?;
-    netns::add(name)
+    netns::add(name)?;
+    if inv.dual_stack {
+        netns::skip_ipv6_dad(name)?;
+    }
+    Ok(())
 }
 
 /// Plugs namespace `ns` into the fabric bridge as `eth0` with the given addresses.

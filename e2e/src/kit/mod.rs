@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod namespace;
+pub mod pods;
 pub mod prober;
 pub mod topology;
