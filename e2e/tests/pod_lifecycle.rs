@@ -37,7 +37,8 @@ spec:
 }
 
 async fn set_healthy(ns: &TestNamespace, pod: &str, healthy: bool) -> Result<()> {
-    let patch = json!({ "metadata": { "annotations": { HEALTHY_ANNOTATION: healthy.to_string() } } });
+    let patch =
+        json!({ "metadata": { "annotations": { HEALTHY_ANNOTATION: healthy.to_string() } } });
     ns.api::<Pod>()
         .patch(pod, &PatchParams::default(), &Patch::Merge(patch))
         .await?;
@@ -90,7 +91,10 @@ async fn deleted_pod_keeps_serving_for_its_grace_period_then_its_namespace_goes(
         };
         api.delete("slow", &now).await?;
         wait_gone(&api, "slow").await?;
-        assert!(!netns::exists(&topology.pod_netns(&pod.uid)), "pod namespace left behind");
+        assert!(
+            !netns::exists(&topology.pod_netns(&pod.uid)),
+            "pod namespace left behind"
+        );
         Ok(())
     })
     .await
@@ -103,7 +107,9 @@ async fn host_network_pod_answers_on_its_node_address() -> Result<()> {
     let topology = Topology::local()?;
     with_namespace(&client, "host-network", |ns| async move {
         ns.apply_yaml(&pod_yaml("hostnet", 0, true, 18080)).await?;
-        let pod = wait_ready(&ns.api::<Pod>(), "app=hostnet", 1).await?.remove(0);
+        let pod = wait_ready(&ns.api::<Pod>(), "app=hostnet", 1)
+            .await?
+            .remove(0);
         let node = topology
             .nodes()
             .iter()

@@ -232,17 +232,16 @@ impl Agent {
         if changed {
             running.runtime.ready_since = now_rfc3339();
         }
-        let grace = pod
-            .metadata
-            .deletion_timestamp
-            .as_ref()
-            .map(|_| {
-                let secs = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
-                Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-            });
+        let grace = pod.metadata.deletion_timestamp.as_ref().map(|_| {
+            let secs = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
+            Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+        });
         if let Some(grace) = grace {
             let deadline = tokio::time::Instant::now() + grace;
-            if running.grace_deadline.is_none_or(|current| deadline < current) {
+            if running
+                .grace_deadline
+                .is_none_or(|current| deadline < current)
+            {
                 running.grace_deadline = Some(deadline);
                 tracing::info!(pod = %pod_ref(&pod), grace = grace.as_secs(), "pod terminating");
                 self.grace_timer(&pod, grace);

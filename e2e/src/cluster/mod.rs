@@ -105,17 +105,21 @@ pub async fn up(state: &StateDir, opts: &UpOptions) -> Result<Inventory> {
 /// Waits for the nodes; fails at once, naming its log, when a process of the cluster has exited.
 async fn wait_nodes_ready(client: &kube::Client, inv: &Inventory, want: usize) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    poll_for(&format!("{want} Ready nodes"), Duration::from_secs(120), || {
-        let nodes = nodes.clone();
-        async move {
-            if let Some(dead) = inv.processes.iter().find(|p| !p.is_alive()) {
-                let message = format!("exited; see logs/{}.log", dead.name);
-                return Some(Err(Error::invalid(dead.name.clone(), message)));
+    poll_for(
+        &format!("{want} Ready nodes"),
+        Duration::from_secs(120),
+        || {
+            let nodes = nodes.clone();
+            async move {
+                if let Some(dead) = inv.processes.iter().find(|p| !p.is_alive()) {
+                    let message = format!("exited; see logs/{}.log", dead.name);
+                    return Some(Err(Error::invalid(dead.name.clone(), message)));
+                }
+                let list = nodes.list(&ListParams::default()).await.ok()?;
+                (list.items.iter().filter(|n| is_ready(n)).count() >= want).then_some(Ok(()))
             }
-            let list = nodes.list(&ListParams::default()).await.ok()?;
-            (list.items.iter().filter(|n| is_ready(n)).count() >= want).then_some(Ok(()))
-        }
-    })
+        },
+    )
     .await?
 }
 

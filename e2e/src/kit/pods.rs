@@ -44,33 +44,54 @@ pub fn ready_pod(pod: &Pod) -> Option<ReadyPod> {
     (!ips.is_empty()).then(|| ReadyPod {
         name: pod.metadata.name.clone().unwrap_or_default(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        node: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
         ips,
     })
 }
 
 /// Waits until exactly `count` pods matching `selector` are ready.
 pub async fn wait_ready(api: &Api<Pod>, selector: &str, count: usize) -> Result<Vec<ReadyPod>> {
-    poll_for(&format!("{count} ready pods ({selector})"), START_TIMEOUT, || async move {
-        let list = api.list(&ListParams::default().labels(selector)).await.ok()?;
-        let ready: Vec<ReadyPod> = list.items.iter().filter_map(ready_pod).collect();
-        (ready.len() == count).then_some(ready)
-    })
+    poll_for(
+        &format!("{count} ready pods ({selector})"),
+        START_TIMEOUT,
+        || async move {
+            let list = api
+                .list(&ListParams::default().labels(selector))
+                .await
+                .ok()?;
+            let ready: Vec<ReadyPod> = list.items.iter().filter_map(ready_pod).collect();
+            (ready.len() == count).then_some(ready)
+        },
+    )
     .await
 }
 
 /// Waits until the pod's Ready condition is `ready`.
 pub async fn wait_readiness(api: &Api<Pod>, name: &str, ready: bool) -> Result<()> {
-    poll_until(&format!("pod {name} Ready={ready}"), START_TIMEOUT, || async move {
-        api.get_opt(name).await.ok().flatten().is_some_and(|p| is_ready(&p) == ready)
-    })
+    poll_until(
+        &format!("pod {name} Ready={ready}"),
+        START_TIMEOUT,
+        || async move {
+            api.get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|p| is_ready(&p) == ready)
+        },
+    )
     .await
 }
 
 /// Waits until the pod object is gone.
 pub async fn wait_gone(api: &Api<Pod>, name: &str) -> Result<()> {
-    poll_until(&format!("pod {name} to be gone"), START_TIMEOUT, || async move {
-        matches!(api.get_opt(name).await, Ok(None))
-    })
+    poll_until(
+        &format!("pod {name} to be gone"),
+        START_TIMEOUT,
+        || async move { matches!(api.get_opt(name).await, Ok(None)) },
+    )
     .await
 }

@@ -1,0 +1,22 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `max_endpoints_per_slice` outside `1..=1000` (upstream's `--max-endpoints-per-slice` range).
+    #[error("max endpoints per slice must be between 1 and 1000, got {0}")]
+    InvalidMaxEndpointsPerSlice(usize),
+    /// The manager name (the `endpointslice.kubernetes.io/managed-by` label value) is empty.
+    #[error("the EndpointSlice manager name must not be empty")]
+    EmptyManager,
+}
+
+impl Error {
+    /// A small, stable label for error counters.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidMaxEndpointsPerSlice(_) => "invalid_max_endpoints_per_slice",
+            Error::EmptyManager => "empty_manager",
+        }
+    }
+}
