@@ -12,7 +12,6 @@ NODES ?= 3
 CLUSTER_FLAGS ?=
 # The e2e suite runs on a dual-stack cluster, so both families are always tested.
 E2E_CLUSTER_FLAGS ?= --dual-stack
-LAST_INVENTORY := $(CURDIR)/target/e2e-last-inventory.json
 
 .PHONY: help
 help: ## List the targets
@@ -53,13 +52,7 @@ test-unit: ## Unit, property and doc tests of every crate
 
 .PHONY: test-e2e
 test-e2e: build hyperkube ## End-to-end tests on a fresh (dual-stack) local cluster, then check that down left nothing
-	$(CLUSTER) up --nodes $(NODES) --hyperkube "$$(bash e2e/hyperkube/build.sh)" $(E2E_CLUSTER_FLAGS)
-	status=0; $(CARGO) test -p svcnet-e2e --tests -- --ignored --skip down_leaves || status=$$?; \
-	  if [ $$status -ne 0 ]; then bash scripts/show-cluster-logs.sh "$(STATE_DIR)"; fi; \
-	  $(CLUSTER) inventory > $(LAST_INVENTORY); \
-	  $(CLUSTER) down; \
-	  SVCNET_INVENTORY=$(LAST_INVENTORY) $(CARGO) test -p svcnet-e2e --test teardown -- --ignored; \
-	  exit $$status
+	E2E_CLUSTER_FLAGS="$(E2E_CLUSTER_FLAGS)" bash scripts/e2e.sh
 
 .PHONY: test
 test: lint test-unit test-e2e ## Everything CI runs: lint, unit tests, e2e tests
@@ -67,6 +60,10 @@ test: lint test-unit test-e2e ## Everything CI runs: lint, unit tests, e2e tests
 .PHONY: bench
 bench: ## Benchmarks (figures go to docs/benchmarks.md by hand)
 	$(CARGO) bench -p svcnet-allocator
+
+.PHONY: bench-allocator
+bench-allocator: ## Allocator benchmark side by side with upstream (docs/benchmarks.md)
+	bash bench/allocator-vs-upstream.sh
 
 .PHONY: demo
 demo: cluster-up ## Bring the local cluster up and show pods answering by pod IP

@@ -12,39 +12,15 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
 use svcnet_allocator::{IpAllocator, PortAllocator, PortRange};
 
-/// Seed of the prefill permutation, the same every run.
-const PREFILL_SEED: u64 = 20_261_122;
+/// SplitMix64 and the prefill shuffle, shared with `tests/bench_workload.rs`,
+/// which pins their first outputs (the Go benchmark pins the same numbers).
+mod workload;
+use workload::prefill_offsets;
+
 /// Seed of the allocators' own random source (scan start positions).
 const ALLOCATOR_SEED: u64 = 1;
 /// Fill fractions in per mille: 0%, 50%, 99%, 99.9%.
 const FILLS: [(u64, &str); 4] = [(0, "0%"), (500, "50%"), (990, "99%"), (999, "99.9%")];
-
-/// SplitMix64: a tiny generator that is easy to reproduce in any language.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// The offsets to prefill: the first `size * permille / 1000` entries of a
-/// partial Fisher-Yates shuffle of `0..size` driven by SplitMix64.
-fn prefill_offsets(size: usize, permille: u64) -> Vec<usize> {
-    let count = (size as u64 * permille / 1000) as usize;
-    let mut rng = SplitMix64(PREFILL_SEED);
-    let mut perm: Vec<usize> = (0..size).collect();
-    for i in 0..count {
-        let j = i + (rng.next() % (size - i) as u64) as usize;
-        perm.swap(i, j);
-    }
-    perm.truncate(count);
-    perm
-}
 
 fn ip_allocator(cidr: &str, permille: u64) -> IpAllocator {
     let net: IpNet = cidr.parse().unwrap_or_else(|e| panic!("{cidr}: {e}"));

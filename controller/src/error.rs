@@ -1,7 +1,7 @@
 //! The crate's one error type.
 
 /// Everything that can go wrong in this crate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `max_endpoints_per_slice` outside `1..=1000` (upstream's `--max-endpoints-per-slice` range).
     #[error("max endpoints per slice must be between 1 and 1000, got {0}")]
@@ -9,6 +9,12 @@ pub enum Error {
     /// The manager name (the `endpointslice.kubernetes.io/managed-by` label value) is empty.
     #[error("the EndpointSlice manager name must not be empty")]
     EmptyManager,
+    /// Someone else changed a slice between our read and our write; the next pass sees it.
+    #[error("EndpointSlice {0} changed under us")]
+    Conflict(String),
+    /// Any other API failure.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
 }
 
 impl Error {
@@ -17,6 +23,9 @@ impl Error {
         match self {
             Error::InvalidMaxEndpointsPerSlice(_) => "invalid_max_endpoints_per_slice",
             Error::EmptyManager => "empty_manager",
+            Error::Conflict(_) => "conflict",
+            Error::Kube(kube::Error::Api(_)) => "api",
+            Error::Kube(_) => "transport",
         }
     }
 }

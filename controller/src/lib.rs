@@ -1,12 +1,15 @@
 //! svcnet-controller: the control-plane half of svcnet.
 //!
-//! For now this crate holds only the pure EndpointSlice planner ([`endpointslice`]): plain data in
-//! (a Service, the Pods its selector matches, Node zones, the Service's existing slices), plain data
-//! out (a [`endpointslice::SlicePlan`] of creates, updates and deletes). The watchers and the writer
-//! that apply plans live elsewhere and are added later.
+//! - [`endpointslice`]: the pure planner. Plain data in (a Service, the Pods its selector matches,
+//!   Node zones, the Service's existing slices), plain data out (a [`endpointslice::SlicePlan`]).
+//! - [`reconciler`]: the thin edge that watches, plans and writes, with the stale-cache guard.
+//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 
 mod error;
 
 pub mod endpointslice;
+pub mod http;
+pub mod metrics;
+pub mod reconciler;
 
 pub use error::Error;

@@ -80,6 +80,6 @@ mod tests {
 
     #[test]
     fn empty_manager_is_rejected() {
-        assert_eq!(Options::new(100, ""), Err(Error::EmptyManager));
+        assert!(matches!(Options::new(100, ""), Err(Error::EmptyManager)));
     }
 }

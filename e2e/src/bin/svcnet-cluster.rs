@@ -50,6 +50,18 @@ enum Command {
     Status,
     /// Print the inventory (what `down` will remove) as JSON.
     Inventory,
+    /// Start a program beside the cluster with KUBECONFIG set (logs in logs/<name>.log); `down` stops it.
+    Addon {
+        #[arg(long)]
+        name: String,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Stop an addon started with `addon`.
+    StopAddon {
+        #[arg(long)]
+        name: String,
+    },
     /// (Started by `up`.) Relay the apiserver into a namespace of the cluster.
     #[command(hide = true)]
     ApiRelay {
@@ -167,6 +179,8 @@ async fn main() -> anyhow::Result<()> {
             value["pod_netns"] = serde_json::to_value(state.pod_netns())?;
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
+        Command::Addon { name, command } => cluster::start_addon(&state, &name, &command)?,
+        Command::StopAddon { name } => cluster::stop_addon(&state, &name)?,
         Command::ApiRelay { netns, listen, to } => {
             let _relay = svcnet_e2e::agent::relay::start(&netns, listen, to).await?;
             tokio::signal::ctrl_c().await?;

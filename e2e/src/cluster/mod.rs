@@ -168,6 +168,40 @@ pub fn down(state: &StateDir) -> Result<()> {
     Ok(())
 }
 
+/// Starts a program beside the cluster (svcnet's own binaries, before they run as pods), with
+/// `KUBECONFIG` set to the cluster's admin kubeconfig; `down` stops it with the rest.
+pub fn start_addon(state: &StateDir, name: &str, command: &[String]) -> Result<()> {
+    let mut inv = state
+        .load()?
+        .ok_or_else(|| Error::invalid("addon", "no cluster is up"))?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| Error::invalid("addon", "no command"))?;
+    let kubeconfig = state.kubeconfig();
+    let record = process::spawn_in(
+        name,
+        std::path::Path::new(program),
+        args,
+        &state.logs(),
+        None,
+        &[("KUBECONFIG", kubeconfig.as_path())],
+    )?;
+    inv.processes.push(record);
+    state.save(&inv)
+}
+
+/// Stops the addon(s) named `name` (by recorded pid) and drops them from the inventory.
+pub fn stop_addon(state: &StateDir, name: &str) -> Result<()> {
+    let mut inv = state
+        .load()?
+        .ok_or_else(|| Error::invalid("addon", "no cluster is up"))?;
+    for p in inv.processes.iter().filter(|p| p.name == name) {
+        process::stop(p, Duration::from_secs(10));
+    }
+    inv.processes.retain(|p| p.name != name);
+    state.save(&inv)
+}
+
 /// What is left of the inventory's processes and namespaces (empty when all is gone).
 pub fn leftovers(inv: &Inventory, pod_netns: &[String]) -> Vec<String> {
     let mut left: Vec<String> = inv

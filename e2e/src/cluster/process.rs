@@ -15,7 +15,7 @@ use crate::inventory::ProcessRecord;
 /// Starts `program args` in its own process group (so it outlives `svcnet-cluster up` and a terminal's
 /// Ctrl-C), with stdout and stderr appended to `logs/<name>.log`.
 pub fn spawn(name: &str, program: &Path, args: &[String], logs: &Path) -> Result<ProcessRecord> {
-    spawn_in(name, program, args, logs, None)
+    spawn_in(name, program, args, logs, None, &[])
 }
 
 /// Like [`spawn`], inside network namespace `netns` when given (through `ip netns exec`, which execs).
@@ -25,6 +25,7 @@ pub fn spawn_in(
     args: &[String],
     logs: &Path,
     netns: Option<&str>,
+    env: &[(&str, &Path)],
 ) -> Result<ProcessRecord> {
     fs::create_dir_all(logs)?;
     let log = File::options()
@@ -41,6 +42,7 @@ pub fn spawn_in(
     };
     let child = command
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

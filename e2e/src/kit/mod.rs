@@ -1,8 +1,11 @@
 //! The e2e test kit: a client for the cluster, a namespace per test, waiting on conditions, and a
 //! traffic prober.
 
+pub mod addons;
 pub mod client;
 pub mod namespace;
 pub mod pods;
 pub mod prober;
+pub mod slices;
 pub mod topology;
+pub mod workload;

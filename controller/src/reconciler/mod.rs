@@ -1,0 +1,305 @@
+//! The EndpointSlice controller's thin edge: watches Services, Pods, Nodes and our own slices, and for
+//! each Service plans ([`crate::endpointslice::plan`]) and writes ([`writer::apply`]).
+//!
+//! kube-runtime's controller gives us: a Service is never reconciled twice at once, many Services
+//! reconcile in parallel (`concurrency`), triggers for the same Service coalesce (`debounce` is
+//! `endpointUpdatesBatchPeriod`), and a failed Service is retried with backoff while others go on.
+
+pub mod pod_cache;
+pub mod tracker;
+pub mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+
+use crate::Error;
+use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
+use crate::metrics::Metrics;
+use tracker::SliceTracker;
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub options: Options,
+    /// Services reconciled at once.
+    pub workers: u16,
+    /// `endpointUpdatesBatchPeriod`: triggers for one Service within this period make one reconcile.
+    pub batch_period: Duration,
+}
+
+struct Context {
+    client: kube::Client,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    slices: Store<EndpointSlice>,
+    settings: Settings,
+    tracker: Mutex<SliceTracker>,
+    failures: Mutex<HashMap<String, u32>>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    /// Every store has listed once.
+    synced: Arc<AtomicBool>,
+}
+
+fn key(svc: &Service) -> String {
+    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
+    let labels = pod.labels();
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Services in the pod's namespace whose selector matches its labels.
+fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Service>> {
+    let ns = pod.namespace();
+    services
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == ns)
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|spec| spec.selector.as_ref())
+                .is_some_and(|sel| !sel.is_empty() && selects(sel, pod))
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The first passes may come before the other caches have listed once. (One task waits for the
+    // stores; concurrent `wait_until_ready` calls on one store can miss their wake-up.)
+    if !ctx.synced.load(Ordering::Acquire) {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    let started = Instant::now();
+    let key = key(&svc);
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    ctx.metrics.reconciles.inc();
+
+    let slices = ctx.slices.state();
+    let existing: Vec<&EndpointSlice> = slices
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| s.labels().get(endpointslice::LABEL_SERVICE_NAME) == Some(&name))
+        .map(AsRef::as_ref)
+        .collect();
+    let stale = ctx
+        .tracker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_stale(&key, &existing);
+    if stale {
+        ctx.metrics.stale_cache_skips.inc();
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+
+    let pods: Vec<PodView> = match svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
+        Some(selector) if !selector.is_empty() => ctx
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(selector, p))
+            .map(|p| PodView::from_pod(p))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let zones: BTreeMap<String, Option<String>> = ctx
+        .nodes
+        .state()
+        .iter()
+        .map(|n| endpointslice::node_zone(n))
+        .collect();
+    let existing_owned: Vec<EndpointSlice> = existing.into_iter().cloned().collect();
+    let plan = endpointslice::plan(&svc, &pods, &zones, &existing_owned, &ctx.settings.options);
+    ctx.metrics
+        .endpoints_added
+        .inc_by(plan.endpoints_added as u64);
+    ctx.metrics
+        .endpoints_removed
+        .inc_by(plan.endpoints_removed as u64);
+    if !plan.is_empty() {
+        let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+        writer::apply(&api, &key, &plan, &ctx.tracker, &ctx.metrics).await?;
+        tracing::info!(
+            service = %key,
+            created = plan.create.len(),
+            updated = plan.update.len(),
+            deleted = plan.delete.len(),
+            endpoints = pods.len(),
+            "slices written"
+        );
+    }
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    if let Some(h) = &ctx.metrics.sync_seconds {
+        h.observe(started.elapsed().as_secs_f64());
+    }
+    if !plan.pods_on_unknown_nodes.is_empty() {
+        // Upstream retries these too: the Node shows up in the cache soon.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    Ok(Action::await_change())
+}
+
+/// Per-Service exponential backoff (100 ms doubling to 5 min), an Event on the Service and a metric;
+/// other Services are not held up.
+fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = key(&svc);
+    ctx.metrics.error(err.metric_label());
+    let failures = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = match err {
+        Error::Conflict(_) => Duration::from_millis(100),
+        _ => Duration::from_millis(100)
+            .saturating_mul(1 << failures.min(12))
+            .min(Duration::from_secs(300)),
+    };
+    tracing::warn!(service = %key, error = %err, failures, retry_in = ?delay, "reconcile failed");
+    if !matches!(err, Error::Conflict(_)) {
+        let recorder = ctx.recorder.clone();
+        let reference = svc.object_ref(&());
+        let note = err.to_string();
+        tokio::spawn(async move {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "FailedToUpdateEndpointSlices".into(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "event not recorded");
+            }
+        });
+    }
+    Action::requeue(delay)
+}
+
+/// Runs the controller until its watches end (they don't, short of a fatal error).
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    on_synced: impl FnOnce() + Send + 'static,
+) {
+    let watch = watcher::Config::default();
+    let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={DEFAULT_MANAGER}"));
+
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
+        .default_backoff()
+        .modify(pod_cache::strip_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let (nodes, node_writer) = reflector::store();
+    let node_stream = watcher(Api::<Node>::all(client.clone()), watch.clone())
+        .default_backoff()
+        .reflect(node_writer)
+        .touched_objects()
+        .predicate_filter(predicates::labels, Default::default());
+    let (slices, slice_writer) = reflector::store();
+    let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
+        .default_backoff()
+        .reflect(slice_writer)
+        .touched_objects();
+
+    let controller = Controller::new(Api::<Service>::all(client.clone()), watch).with_config(
+        ControllerConfig::default()
+            .concurrency(settings.workers)
+            .debounce(settings.batch_period),
+    );
+    let services = controller.store();
+    let ready_stores = (
+        pods.clone(),
+        nodes.clone(),
+        slices.clone(),
+        services.clone(),
+    );
+    let synced = Arc::new(AtomicBool::new(false));
+    let set_synced = synced.clone();
+    tokio::spawn(async move {
+        let (p, n, s, v) = ready_stores;
+        let _ = tokio::join!(
+            p.wait_until_ready(),
+            n.wait_until_ready(),
+            s.wait_until_ready(),
+            v.wait_until_ready()
+        );
+        set_synced.store(true, Ordering::Release);
+        on_synced();
+    });
+
+    // A pod whose labels change may leave a Service: remember what each pod mapped to last time.
+    let last_mapped: Arc<Mutex<HashMap<String, Vec<ObjectRef<Service>>>>> = Arc::default();
+    let services_for_pods = services.clone();
+    let services_for_nodes = services.clone();
+    let reporter = Reporter {
+        controller: DEFAULT_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        pods,
+        nodes,
+        slices,
+        settings,
+        tracker: Mutex::default(),
+        failures: Mutex::default(),
+        metrics,
+        synced,
+    });
+    controller
+        .owns_stream(slice_stream)
+        .watches_stream(pod_stream, move |pod: Pod| {
+            let now = services_selecting(&services_for_pods, &pod);
+            let uid = pod.uid().unwrap_or_default();
+            let mut last = last_mapped.lock().unwrap_or_else(|e| e.into_inner());
+            let mut refs = if pod.metadata.deletion_timestamp.is_some() && pod.status.is_none() {
+                last.remove(&uid).unwrap_or_default()
+            } else {
+                last.insert(uid, now.clone()).unwrap_or_default()
+            };
+            refs.extend(now);
+            refs.sort_by_key(|r| (r.namespace.clone(), r.name.clone()));
+            refs.dedup();
+            refs
+        })
+        .watches_stream(node_stream, move |_node: Node| {
+            // A node's zone changed (or a node came or went): every Service may have endpoints there.
+            services_for_nodes
+                .state()
+                .iter()
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}

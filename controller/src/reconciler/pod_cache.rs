@@ -1,0 +1,106 @@
+//! What the pod cache keeps of a Pod: only what the planner and the selector match read. Everything
+//! else (managed fields, annotations, volumes, env, most of status) is dropped as it arrives, which
+//! keeps the cache near 1 KB per pod.
+
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus};
+
+fn keep_container(c: &Container) -> Container {
+    Container {
+        name: c.name.clone(),
+        ports: c.ports.as_ref().map(|ports| {
+            ports
+                .iter()
+                .filter(|p| p.name.is_some())
+                .map(|p| ContainerPort {
+                    name: p.name.clone(),
+                    container_port: p.container_port,
+                    protocol: p.protocol.clone(),
+                    ..ContainerPort::default()
+                })
+                .collect()
+        }),
+        restart_policy: c.restart_policy.clone(),
+        ..Container::default()
+    }
+}
+
+/// Strips a Pod in place down to what the controller reads.
+pub fn strip_pod(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            hostname: spec.hostname,
+            subdomain: spec.subdomain,
+            containers: spec.containers.iter().map(keep_container).collect(),
+            init_containers: spec
+                .init_containers
+                .map(|cs| cs.iter().map(keep_container).collect()),
+            ..PodSpec::default()
+        });
+    }
+    if let Some(status) = pod.status.take() {
+        let ready = status.conditions.and_then(|cs| {
+            cs.into_iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    ..PodCondition::default()
+                })
+        });
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            pod_ip: status.pod_ip,
+            pod_ips: status.pod_ips,
+            conditions: ready.map(|c| vec![c]),
+            ..PodStatus::default()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpointslice::PodView;
+
+    #[test]
+    fn stripping_keeps_everything_the_planner_reads() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web-1", "namespace": "ns", "uid": "u1", "labels": { "app": "web" },
+                "annotations": { "big": "x".repeat(4096) },
+                "deletionTimestamp": "2026-11-22T00:00:00Z",
+            },
+            "spec": {
+                "nodeName": "node-1", "hostname": "h", "subdomain": "web",
+                "containers": [{
+                    "name": "c", "image": "img", "env": [{ "name": "A", "value": "b" }],
+                    "ports": [{ "name": "http", "containerPort": 8080, "protocol": "TCP" },
+                              { "containerPort": 9090 }],
+                }],
+            },
+            "status": {
+                "phase": "Running", "podIP": "10.244.1.2", "podIPs": [{ "ip": "10.244.1.2" }],
+                "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T00:00:00Z" },
+                               { "type": "PodScheduled", "status": "True" }],
+                "containerStatuses": [{ "name": "c", "ready": true, "restartCount": 0, "image": "i", "imageID": "" }],
+            },
+        }))
+        .unwrap_or_default();
+        let before = PodView::from_pod(&pod);
+        let mut stripped = pod.clone();
+        strip_pod(&mut stripped);
+        assert_eq!(PodView::from_pod(&stripped), before);
+        assert_eq!(stripped.metadata.labels, pod.metadata.labels);
+        let size = serde_json::to_vec(&stripped)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        assert!(size < 700, "stripped pod is {size} bytes of JSON");
+    }
+}

@@ -1,0 +1,70 @@
+//! svcnet's binaries and upstream's controllers run beside the local cluster as addons (until the Helm
+//! chart runs them as pods): started with the cluster's kubeconfig, recorded, stopped by pid.
+
+use std::path::PathBuf;
+
+use crate::cluster;
+use crate::error::Result;
+use crate::inventory::StateDir;
+
+fn workspace_binary(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/debug")
+        .join(name)
+}
+
+/// `svcnet-controller`, from `SVCNET_CONTROLLER` or this workspace's debug build.
+pub fn controller_binary() -> PathBuf {
+    std::env::var_os("SVCNET_CONTROLLER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_binary("svcnet-controller"))
+}
+
+/// Starts a svcnet-controller replica named `name`, serving HTTP on 127.0.0.1:`http_port`.
+pub fn start_controller(name: &str, http_port: u16) -> Result<()> {
+    let command = vec![
+        controller_binary().display().to_string(),
+        format!("--http-addr=127.0.0.1:{http_port}"),
+        format!("--identity={name}"),
+    ];
+    cluster::start_addon(&StateDir::from_env(), name, &command)
+}
+
+pub fn stop(name: &str) -> Result<()> {
+    cluster::stop_addon(&StateDir::from_env(), name)
+}
+
+/// Upstream kube-controller-manager running only its endpointslice-controller, for side-by-side
+/// comparisons (`SVCNET_HYPERKUBE` names the binary).
+pub fn start_upstream_endpointslice(name: &str) -> Result<()> {
+    let hyperkube = std::env::var("SVCNET_HYPERKUBE").map_err(|_| {
+        crate::Error::invalid(
+            "SVCNET_HYPERKUBE",
+            "names the hyperkube binary (make test-e2e sets it)",
+        )
+    })?;
+    let state = StateDir::from_env();
+    let command = vec![
+        hyperkube,
+        "kube-controller-manager".to_owned(),
+        format!("--kubeconfig={}", state.kubeconfig().display()),
+        "--controllers=endpointslice-controller".to_owned(),
+        "--leader-elect=false".to_owned(),
+        "--secure-port=0".to_owned(),
+    ];
+    cluster::start_addon(&state, name, &command)
+}
+
+/// A plain HTTP GET on loopback (for `/metrics` and `/readyz` of an addon).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}

@@ -1,0 +1,57 @@
+//! Small manifests the tests share: a Deployment of the test server and a Service in front of it.
+
+use std::fmt::Write as _;
+
+/// A Deployment `name` (label `app=name`) of the test server on 8080/TCP (`http`) and 8081/UDP
+/// (`udp`). With `probe`, pods are Ready once GET /healthz answers; without, once started.
+pub fn deployment(name: &str, replicas: u32, probe: bool, grace: u32) -> String {
+    let mut yaml = format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: {name} }}
+spec:
+  replicas: {replicas}
+  selector: {{ matchLabels: {{ app: {name} }} }}
+  template:
+    metadata: {{ labels: {{ app: {name} }} }}
+    spec:
+      terminationGracePeriodSeconds: {grace}
+      containers:
+      - name: server
+        image: svcnet.dev/testserver:local
+        ports:
+        - {{ name: http, containerPort: 8080, protocol: TCP }}
+        - {{ name: udp, containerPort: 8081, protocol: UDP }}
+"
+    );
+    if probe {
+        yaml.push_str(
+            "        readinessProbe:
+          httpGet: { path: /healthz, port: http }
+          periodSeconds: 1
+          failureThreshold: 1
+",
+        );
+    }
+    yaml
+}
+
+/// A Service `name` selecting `app=<selects>`: port 80 → `http`, 81/UDP → `udp`. `extra` lines are
+/// added under `spec:` (indented by two spaces), e.g. `clusterIP: None`.
+pub fn service(name: &str, selects: &str, extra: &[&str]) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{ name: {name} }}
+spec:
+  selector: {{ app: {selects} }}
+  ports:
+  - {{ name: http, port: 80, targetPort: http, protocol: TCP }}
+  - {{ name: udp, port: 81, targetPort: udp, protocol: UDP }}
+"
+    );
+    for line in extra {
+        let _ = writeln!(yaml, "  {line}");
+    }
+    yaml
+}
