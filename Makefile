@@ -41,6 +41,10 @@ cluster-down: ## Remove every process, namespace and file of the local cluster
 cluster-status: ## Show the local cluster's nodes, processes and namespaces
 	$(CLUSTER) status
 
+.PHONY: crds
+crds: ## Regenerate the CRD YAML in crds/yaml from the Rust types (a test fails when it is stale)
+	$(CARGO) run -q -p svcnet-crds --bin svcnet-crdgen
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     max_endpoints_per_slice: usize,
     /// Coalesce pod changes for one Service over this period (e.g. 0s, 500ms, 1s).
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = reconciler::config::parse_duration)]
     endpoint_updates_batch_period: Duration,
     /// Services reconciled at once.
     #[arg(long, default_value_t = 8)]
@@ -40,19 +40,6 @@ struct Cli {
     /// This replica's name in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("not a duration: {s}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("not a duration: {s} (use ms, s or m)")),
-    }
 }
 
 #[tokio::main]
@@ -144,17 +131,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_like_the_flags_upstream_takes() {
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("1h").is_err());
-    }
 }

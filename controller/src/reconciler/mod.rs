@@ -5,6 +5,7 @@
 //! reconcile in parallel (`concurrency`), triggers for the same Service coalesce (`debounce` is
 //! `endpointUpdatesBatchPeriod`), and a failed Service is retried with backoff while others go on.
 
+pub mod config;
 pub mod pod_cache;
 pub mod tracker;
 pub mod writer;
@@ -32,6 +33,7 @@ use tracker::SliceTracker;
 /// How the controller runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// From the flags; the configuration resource overrides them (see [`config`]).
     pub options: Options,
     /// Services reconciled at once.
     pub workers: u16,
@@ -44,7 +46,7 @@ struct Context {
     pods: Store<Pod>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
-    settings: Settings,
+    options: tokio::sync::watch::Receiver<Options>,
     tracker: Mutex<SliceTracker>,
     failures: Mutex<HashMap<String, u32>>,
     metrics: Arc<Metrics>,
@@ -125,7 +127,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         .map(|n| endpointslice::node_zone(n))
         .collect();
     let existing_owned: Vec<EndpointSlice> = existing.into_iter().cloned().collect();
-    let plan = endpointslice::plan(&svc, &pods, &zones, &existing_owned, &ctx.settings.options);
+    let options = ctx.options.borrow().clone();
+    let plan = endpointslice::plan(&svc, &pods, &zones, &existing_owned, &options);
     ctx.metrics
         .endpoints_added
         .inc_by(plan.endpoints_added as u64);
@@ -224,11 +227,23 @@ pub async fn run(
         .reflect(slice_writer)
         .touched_objects();
 
+    let batch_period = config::batch_period(&client, settings.batch_period).await;
     let controller = Controller::new(Api::<Service>::all(client.clone()), watch).with_config(
         ControllerConfig::default()
             .concurrency(settings.workers)
-            .debounce(settings.batch_period),
+            .debounce(batch_period),
     );
+    let (options_tx, options) = tokio::sync::watch::channel(settings.options.clone());
+    tokio::spawn(config::follow(
+        client.clone(),
+        settings.options.clone(),
+        options_tx,
+    ));
+    // A new maximum: plan every Service again.
+    let options_changed = futures::stream::unfold(options.clone(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
     let services = controller.store();
     let ready_stores = (
         pods.clone(),
@@ -264,7 +279,7 @@ pub async fn run(
         pods,
         nodes,
         slices,
-        settings,
+        options,
         tracker: Mutex::default(),
         failures: Mutex::default(),
         metrics,
@@ -294,6 +309,7 @@ pub async fn run(
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_all_on(options_changed)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

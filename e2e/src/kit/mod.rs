@@ -3,6 +3,7 @@
 
 pub mod addons;
 pub mod client;
+pub mod crds;
 pub mod namespace;
 pub mod pods;
 pub mod prober;

@@ -1,0 +1,145 @@
+//! svcnet's configuration resource on a real apiserver: good configuration is accepted, bad
+//! configuration is refused at apply time with a message that names the problem.
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use svcnet_crds::SvcnetConfig;
+use svcnet_e2e::Result;
+use svcnet_e2e::kit::client::connect;
+use svcnet_e2e::kit::crds;
+
+async fn apply(
+    api: &Api<SvcnetConfig>,
+    name: &str,
+    spec: Value,
+) -> std::result::Result<(), String> {
+    let object = json!({
+        "apiVersion": "svcnet.dev/v1alpha1", "kind": "SvcnetConfig",
+        "metadata": { "name": name }, "spec": spec,
+    });
+    let params = PatchParams::apply("svcnet-e2e").force().dry_run();
+    api.patch(name, &params, &Patch::Apply(object))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run `make test-e2e`"]
+async fn bad_configuration_is_refused_at_apply_time_with_a_clear_message() -> Result<()> {
+    let client = connect().await?;
+    crds::install(&client).await?;
+    let api: Api<SvcnetConfig> = Api::all(client);
+
+    let good = json!({
+        "serviceIPRanges": ["10.96.0.0/16", "fd00:10:96::/108"],
+        "nodePortRange": { "first": 30000, "last": 32767 },
+        "endpointSlices": { "maxEndpointsPerSlice": 100, "endpointUpdatesBatchPeriod": "500ms" },
+        "proxy": { "clusterCIDRs": ["10.244.0.0/16"], "loadBalancing": "RoundRobin" },
+        "webhook": { "failurePolicy": "Ignore" },
+    });
+    assert_eq!(apply(&api, "default", good.clone()).await, Ok(()));
+    assert_eq!(
+        apply(&api, "default", json!({})).await,
+        Ok(()),
+        "every field has a default"
+    );
+
+    let refused = [
+        ("other-name", json!({}), "named 'default'"),
+        (
+            "default",
+            json!({ "serviceIPRanges": ["10.96.0.0/33"] }),
+            "must be a CIDR",
+        ),
+        (
+            "default",
+            json!({ "serviceIPRanges": ["10.0.0.0/8"] }),
+            "at most 20 host bits",
+        ),
+        (
+            "default",
+            json!({ "serviceIPRanges": ["10.96.0.0/16", "10.97.0.0/16"] }),
+            "one range per family",
+        ),
+        (
+            "default",
+            json!({ "nodePortRange": { "first": 30000, "last": 30010 } }),
+            "at least 16 ports",
+        ),
+        (
+            "default",
+            json!({ "nodePortRange": { "first": 0, "last": 30010 } }),
+            "nodePortRange.first",
+        ),
+        (
+            "default",
+            json!({ "endpointSlices": { "maxEndpointsPerSlice": 1001 } }),
+            "maxEndpointsPerSlice",
+        ),
+        (
+            "default",
+            json!({ "endpointSlices": { "endpointUpdatesBatchPeriod": "soon" } }),
+            "endpointUpdatesBatchPeriod",
+        ),
+        (
+            "default",
+            json!({ "serviceIPRanges": ["10.96.0.0/16"], "proxy": { "clusterCIDRs": ["10.96.0.0/12"] } }),
+            "must not overlap",
+        ),
+    ];
+    for (name, spec, message) in refused {
+        let outcome = apply(&api, name, spec.clone()).await;
+        let error = outcome.err().unwrap_or_default();
+        assert!(
+            error.contains(message),
+            "{spec} as {name}: expected {message:?}, got {error:?}"
+        );
+    }
+    // Dry runs only: nothing to clean up (and the other test here owns the real object).
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run `make test-e2e`"]
+async fn max_endpoints_per_slice_from_the_configuration_applies_without_a_restart() -> Result<()> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use std::time::Duration;
+    use svcnet_e2e::kit::namespace::with_namespace;
+    use svcnet_e2e::kit::slices::wait_endpoints;
+    use svcnet_e2e::kit::workload::{deployment, service};
+
+    let client = connect().await?;
+    crds::install(&client).await?;
+    let configs: Api<SvcnetConfig> = Api::all(client.clone());
+    let config = json!({
+        "apiVersion": "svcnet.dev/v1alpha1", "kind": "SvcnetConfig",
+        "metadata": { "name": "default" },
+        "spec": { "endpointSlices": { "maxEndpointsPerSlice": 5 } },
+    });
+    configs
+        .patch(
+            "default",
+            &PatchParams::apply("svcnet-e2e").force(),
+            &Patch::Apply(config),
+        )
+        .await?;
+    let outcome = with_namespace(&client, "config", |ns| async move {
+        ns.apply_yaml(&deployment("small", 12, false, 0)).await?;
+        ns.apply_yaml(&service("small", "small", &[])).await?;
+        let slices: Api<EndpointSlice> = ns.api();
+        let eps = wait_endpoints(
+            &slices,
+            "small",
+            "12 endpoints in slices of 5",
+            Duration::from_secs(120),
+            |e| e.ready_count() == 12 && e.largest_slice() <= 5,
+        )
+        .await?;
+        assert_eq!(eps.slices.len(), 3);
+        Ok(())
+    })
+    .await;
+    configs.delete("default", &DeleteParams::default()).await?;
+    outcome
+}

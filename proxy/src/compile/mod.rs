@@ -1,0 +1,113 @@
+//! The compiler: desired [`State`] (and what the last successful transaction established) in,
+//! one [`Transaction`] out.
+
+mod base;
+mod full;
+mod partial;
+mod service;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use base::{
+    CLUSTER_IPS, FIREWALL_IPS, MARK_FOR_MASQUERADE, MASQUERADING, NO_ENDPOINT_NODEPORTS,
+    NO_ENDPOINT_SERVICES, NODEPORT_IPS, REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS, SERVICES,
+    nodeport_ranges,
+};
+
+use crate::ir::{ElemKey, Table, Verdict};
+use crate::model::{EndpointState, Family, ProxyConfig, ServiceKey, ServiceState, State};
+use crate::transaction::Transaction;
+use service::Fragment;
+
+/// One service port as last compiled: its inputs (to skip it when unchanged) and its output.
+#[derive(Debug, PartialEq, Eq)]
+struct CompiledService {
+    svc: ServiceState,
+    endpoints: Vec<EndpointState>,
+    fragment: Fragment,
+}
+
+/// Who wants each element of the shared sets and maps, and with which value. The kernel holds
+/// the value of the first claimant in key order, so two Services sharing an externalIP never
+/// make a transaction fail, and the survivor takes over when the winner goes away.
+type Claims = BTreeMap<(String, ElemKey), BTreeMap<ServiceKey, Option<Verdict>>>;
+
+fn winner(claims: &Claims, key: &(String, ElemKey)) -> Option<Option<Verdict>> {
+    claims.get(key).and_then(|c| c.values().next().cloned())
+}
+
+/// What the last successful transaction established. Keep it in memory and pass it to the next
+/// [`compile`]; after a failed transaction, keep the previous one (or pass `None` to force a
+/// full sync). It is never read back from the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    family: Family,
+    config: ProxyConfig,
+    services: BTreeMap<ServiceKey, Arc<CompiledService>>,
+    claims: Claims,
+}
+
+impl Committed {
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Number of service ports it holds.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The whole table this state stands for (O(size); for tests, tracing and debugging).
+    pub fn table(&self) -> Table {
+        let mut table = base::table(self.family, &self.config);
+        for compiled in self.services.values() {
+            for (name, chain) in &compiled.fragment.chains {
+                table.chains.insert(name.clone(), chain.clone());
+            }
+            for (name, def) in &compiled.fragment.sets {
+                let set = crate::ir::Set {
+                    def: def.clone(),
+                    elements: BTreeMap::new(),
+                };
+                table.sets.insert(name.clone(), set);
+            }
+        }
+        for (key, claimants) in &self.claims {
+            let (set_name, elem) = key;
+            if let (Some(set), Some(value)) =
+                (table.sets.get_mut(set_name), claimants.values().next())
+            {
+                set.elements.insert(elem.clone(), value.clone());
+            }
+        }
+        table
+    }
+}
+
+/// Compile `desired` into one transaction for table `<family> svcnet`.
+///
+/// With `committed == None` it is a full sync: the table is recreated from scratch in one
+/// atomic transaction. Otherwise it is a partial sync that only rewrites the chains, sets and
+/// elements of the service ports that changed since `committed`; a change of family or
+/// [`ProxyConfig`] falls back to a full sync. Returns the transaction and the state to keep
+/// once it succeeded.
+pub fn compile(desired: &State, committed: Option<&Committed>) -> (Transaction, Committed) {
+    match committed {
+        Some(c) if c.family == desired.family && c.config == desired.config => {
+            partial::compile(desired, c)
+        }
+        _ => full::compile(desired),
+    }
+}
+
+fn compile_service(desired: &State, key: &ServiceKey, svc: &ServiceState) -> CompiledService {
+    let endpoints = desired.endpoints.get(key).cloned().unwrap_or_default();
+    let fragment =
+        service::compile(desired.family, &desired.config, key, svc, &endpoints).unwrap_or_default();
+    CompiledService {
+        svc: svc.clone(),
+        endpoints,
+        fragment,
+    }
+}

@@ -1,0 +1,216 @@
+//! Partial sync: rewrite only what belongs to service ports whose inputs changed.
+//!
+//! Work is O(number of service ports) cheap comparisons plus O(changes) compilation; the
+//! transaction is O(changes). Operations are ordered so every reference is valid at each step:
+//!
+//! 1. declare new chains;
+//! 2. flush changed and removed chains (drops their jumps and set references);
+//! 3. delete elements that go away or change value (drops map references to chains);
+//! 4. delete removed or redefined affinity sets, then add new or redefined ones;
+//! 5. add the rules of new and changed chains;
+//! 6. add new elements and the new values of changed ones;
+//! 7. delete removed chains (now empty and unreferenced).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::service::Fragment;
+use super::{Committed, compile_service, winner};
+use crate::ir::{Chain, ElemKey, Element, Verdict};
+use crate::model::{ServiceKey, State};
+use crate::transaction::{Op, Transaction};
+
+#[derive(Default)]
+struct Buckets {
+    add_chains: Vec<Op>,
+    flush_chains: Vec<Op>,
+    delete_elements: Vec<Op>,
+    delete_sets: Vec<Op>,
+    add_sets: Vec<Op>,
+    add_rules: Vec<Op>,
+    add_elements: Vec<Op>,
+    delete_chains: Vec<Op>,
+}
+
+impl Buckets {
+    fn into_ops(self) -> Vec<Op> {
+        let Buckets {
+            add_chains,
+            flush_chains,
+            delete_elements,
+            delete_sets,
+            add_sets,
+            add_rules,
+            add_elements,
+            delete_chains,
+        } = self;
+        [
+            add_chains,
+            flush_chains,
+            delete_elements,
+            delete_sets,
+            add_sets,
+            add_rules,
+            add_elements,
+            delete_chains,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn push_rules(&mut self, chain: &Chain) {
+        for rule in &chain.rules {
+            self.add_rules.push(Op::AddRule {
+                chain: chain.name.clone(),
+                rule: rule.clone(),
+            });
+        }
+    }
+}
+
+pub(super) fn compile(desired: &State, committed: &Committed) -> (Transaction, Committed) {
+    let mut next = committed.clone();
+    let mut buckets = Buckets::default();
+    // Element keys whose claims changed, with the value the kernel held before.
+    let mut touched: BTreeMap<(String, ElemKey), Option<Option<Verdict>>> = BTreeMap::new();
+    let empty = Fragment::default();
+
+    for (key, svc) in &desired.services {
+        let endpoints = desired
+            .endpoints
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let old = committed.services.get(key);
+        if old.is_some_and(|o| o.svc == *svc && o.endpoints == endpoints) {
+            continue;
+        }
+        let compiled = compile_service(desired, key, svc);
+        let old_fragment = old.map_or(&empty, |o| &o.fragment);
+        diff_fragment(
+            key,
+            old_fragment,
+            &compiled.fragment,
+            &mut buckets,
+            &mut next,
+            &mut touched,
+        );
+        next.services.insert(key.clone(), Arc::new(compiled));
+    }
+    let removed: Vec<ServiceKey> = committed
+        .services
+        .keys()
+        .filter(|k| !desired.services.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in removed {
+        if let Some(old) = next.services.remove(&key) {
+            diff_fragment(
+                &key,
+                &old.fragment,
+                &empty,
+                &mut buckets,
+                &mut next,
+                &mut touched,
+            );
+        }
+    }
+
+    for (elem_key, before) in touched {
+        let after = winner(&next.claims, &elem_key);
+        if before == after {
+            continue;
+        }
+        let (set, key) = elem_key;
+        if let Some(value) = before {
+            buckets.delete_elements.push(Op::DeleteElement(Element {
+                set: set.clone(),
+                key: key.clone(),
+                value,
+            }));
+        }
+        if let Some(value) = after {
+            buckets
+                .add_elements
+                .push(Op::AddElement(Element { set, key, value }));
+        }
+    }
+
+    let mut tx = Transaction::new(desired.family, false);
+    tx.ops = buckets.into_ops();
+    (tx, next)
+}
+
+fn diff_fragment(
+    owner: &ServiceKey,
+    old: &Fragment,
+    new: &Fragment,
+    buckets: &mut Buckets,
+    next: &mut Committed,
+    touched: &mut BTreeMap<(String, ElemKey), Option<Option<Verdict>>>,
+) {
+    // Sets first: a redefined set is deleted and re-added, so every chain using it is rewritten.
+    let mut redefined = BTreeSet::new();
+    for (name, def) in &new.sets {
+        match old.sets.get(name) {
+            Some(old_def) if old_def == def => {}
+            Some(_) => {
+                redefined.insert(name.as_str());
+                buckets.delete_sets.push(Op::DeleteSet(name.clone()));
+                buckets.add_sets.push(Op::AddSet(def.clone()));
+            }
+            None => buckets.add_sets.push(Op::AddSet(def.clone())),
+        }
+    }
+    for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
+        buckets.delete_sets.push(Op::DeleteSet(name.clone()));
+    }
+
+    for (name, chain) in &new.chains {
+        let uses_redefined = || {
+            chain
+                .rules
+                .iter()
+                .any(|r| r.set_refs().iter().any(|s| redefined.contains(s)))
+        };
+        match old.chains.get(name) {
+            None => {
+                buckets.add_chains.push(Op::AddChain(Chain {
+                    rules: Vec::new(),
+                    ..chain.clone()
+                }));
+                buckets.push_rules(chain);
+            }
+            Some(old_chain) if old_chain.rules != chain.rules || uses_redefined() => {
+                buckets.flush_chains.push(Op::FlushChain(name.clone()));
+                buckets.push_rules(chain);
+            }
+            Some(_) => {}
+        }
+    }
+    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
+        buckets.flush_chains.push(Op::FlushChain(name.clone()));
+        buckets.delete_chains.push(Op::DeleteChain(name.clone()));
+    }
+
+    let keys: BTreeSet<&(String, ElemKey)> =
+        old.elements.keys().chain(new.elements.keys()).collect();
+    for key in keys {
+        let (before, after) = (old.elements.get(key), new.elements.get(key));
+        if before == after {
+            continue;
+        }
+        touched
+            .entry(key.clone())
+            .or_insert_with(|| winner(&next.claims, key));
+        let claimants = next.claims.entry(key.clone()).or_default();
+        match after {
+            Some(value) => claimants.insert(owner.clone(), value.clone()),
+            None => claimants.remove(owner),
+        };
+        if claimants.is_empty() {
+            next.claims.remove(key);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The chains, sets and map elements of one service port (kube-proxy's per-service part of
+//! `syncProxyRules`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::base::{
+    CLUSTER_IPS, FIREWALL_IPS, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES,
+    REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS,
+};
+use crate::endpoints::{self, uses_cluster_endpoints, uses_local_endpoints};
+use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, Verdict};
+use crate::model::{EndpointState, Family, ProxyConfig, ServiceKey, ServiceState, TrafficPolicy};
+use crate::names::{ServiceNames, endpoint_names};
+
+/// What one service port owns in the table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fragment {
+    pub chains: BTreeMap<String, Chain>,
+    /// Affinity sets.
+    pub sets: BTreeMap<String, SetDef>,
+    /// Elements it wants in the shared sets and maps, keyed by (set, key). When two service
+    /// ports want the same key, the first in key order gets it (see `Claims`).
+    pub elements: BTreeMap<(String, ElemKey), Option<Verdict>>,
+}
+
+impl Fragment {
+    fn chain(&mut self, name: &str) -> &mut Vec<Rule> {
+        &mut self
+            .chains
+            .entry(name.to_owned())
+            .or_insert_with(|| Chain {
+                name: name.to_owned(),
+                base: None,
+                rules: Vec::new(),
+            })
+            .rules
+    }
+
+    fn claim(&mut self, set: &str, key: ElemKey, value: Option<Verdict>) {
+        self.elements.entry((set.to_owned(), key)).or_insert(value);
+    }
+}
+
+fn goto(chain: &str) -> Verdict {
+    Verdict::Goto(chain.to_owned())
+}
+
+fn jump_masq() -> Action {
+    Action::Verdict(Verdict::Jump(MARK_FOR_MASQUERADE.to_owned()))
+}
+
+/// Endpoints of `family`, one per (ip, port), sorted: the order numgen indexes into.
+pub fn usable_endpoints(family: Family, endpoints: &[EndpointState]) -> Vec<EndpointState> {
+    let mut eps: Vec<EndpointState> = endpoints
+        .iter()
+        .filter(|ep| family.holds(&ep.ip))
+        .cloned()
+        .collect();
+    eps.sort_by_key(|ep| (ep.ip, ep.port));
+    eps.dedup_by_key(|ep| (ep.ip, ep.port));
+    eps
+}
+
+/// Compile one service port; `None` when it has no ClusterIP of this family (nothing to do).
+pub fn compile(
+    family: Family,
+    config: &ProxyConfig,
+    key: &ServiceKey,
+    svc: &ServiceState,
+    endpoints: &[EndpointState],
+) -> Option<Fragment> {
+    let cluster_ip = *svc.cluster_ips.iter().find(|ip| family.holds(ip))?;
+    let proto = key.protocol;
+    let eps = usable_endpoints(family, endpoints);
+    let sel = endpoints::select(&eps, svc, config);
+    let names = ServiceNames::new(key);
+    let mut frag = Fragment::default();
+
+    let internal_local = svc.internal_traffic_policy == TrafficPolicy::Local;
+    let external_local = svc.external_traffic_policy == TrafficPolicy::Local;
+    let uses_cluster_chain = !sel.cluster.is_empty() && uses_cluster_endpoints(svc);
+    let uses_local_chain = !sel.local.is_empty() && uses_local_endpoints(svc);
+    let internal_chain = if internal_local {
+        &names.local
+    } else {
+        &names.cluster
+    };
+    let has_internal = sel.has_any && (!internal_local || uses_local_chain);
+    let external_policy_chain = if external_local {
+        &names.local
+    } else {
+        &names.cluster
+    };
+    let has_external = sel.has_any && (!external_local || uses_local_chain);
+    // Needed even without external endpoints: it short-circuits pods and the node itself.
+    let uses_external_chain = sel.has_any && svc.externally_accessible();
+
+    let reject = goto(REJECT_CHAIN);
+    let internal_filter = if sel.has_any {
+        Verdict::Drop
+    } else {
+        reject.clone()
+    };
+    let external_filter = if sel.has_any { Verdict::Drop } else { reject };
+
+    let ext_ips: Vec<IpAddr> = svc
+        .external_ips
+        .iter()
+        .filter(|ip| family.holds(ip))
+        .copied()
+        .collect();
+    let lb_ips: Vec<IpAddr> = svc
+        .load_balancer_ips
+        .iter()
+        .filter(|ip| family.holds(ip))
+        .copied()
+        .collect();
+    let ranges: Vec<IpNet> = svc
+        .load_balancer_source_ranges
+        .iter()
+        .filter(|n| family.holds_net(n))
+        .copied()
+        .collect();
+    let cluster_cidrs: Vec<IpNet> = config
+        .cluster_cidrs
+        .iter()
+        .filter(|n| family.holds_net(n))
+        .copied()
+        .collect();
+    let addr_key = |ip: IpAddr| ElemKey::AddrProtoPort(ip, proto, svc.port);
+
+    // ClusterIP.
+    frag.claim(CLUSTER_IPS, ElemKey::Addr(cluster_ip), None);
+    if has_internal {
+        frag.claim(
+            SERVICE_IPS,
+            addr_key(cluster_ip),
+            Some(goto(internal_chain)),
+        );
+    } else {
+        frag.claim(
+            NO_ENDPOINT_SERVICES,
+            addr_key(cluster_ip),
+            Some(internal_filter),
+        );
+    }
+
+    // External IPs and load-balancer IPs.
+    for ip in ext_ips.iter().chain(&lb_ips) {
+        if sel.has_any {
+            frag.claim(SERVICE_IPS, addr_key(*ip), Some(goto(&names.external)));
+        }
+        if !has_external {
+            frag.claim(
+                NO_ENDPOINT_SERVICES,
+                addr_key(*ip),
+                Some(external_filter.clone()),
+            );
+        }
+    }
+
+    // loadBalancerSourceRanges.
+    if !lb_ips.is_empty() && !ranges.is_empty() {
+        let mut allowed = ranges.clone();
+        // A VIP bound locally loops node traffic back with the VIP as source: allow it when the
+        // node itself is inside the ranges.
+        if config
+            .node_ips
+            .iter()
+            .any(|ip| ranges.iter().any(|r| r.contains(ip)))
+        {
+            allowed.extend(lb_ips.iter().map(|ip| IpNet::from(*ip)));
+        }
+        frag.chain(&names.firewall).push(Rule::new(
+            vec![Match::SaddrNotIn(IpNet::aggregate(&allowed))],
+            Action::Verdict(Verdict::Drop),
+        ));
+        for ip in &lb_ips {
+            frag.claim(FIREWALL_IPS, addr_key(*ip), Some(goto(&names.firewall)));
+        }
+    }
+
+    // NodePort.
+    if let Some(node_port) = svc.node_port {
+        let np_key = ElemKey::ProtoPort(proto, node_port);
+        if sel.has_any {
+            frag.claim(
+                SERVICE_NODEPORTS,
+                np_key.clone(),
+                Some(goto(&names.external)),
+            );
+        }
+        if !has_external {
+            frag.claim(NO_ENDPOINT_NODEPORTS, np_key, Some(external_filter));
+        }
+    }
+
+    // Masquerading of ClusterIP traffic: all of it, or what comes from outside the pod ranges.
+    if has_internal {
+        let mut matches = vec![Match::Daddr(cluster_ip), Match::Dport(proto, svc.port)];
+        if config.masquerade_all {
+            frag.chain(internal_chain)
+                .push(Rule::new(matches, jump_masq()));
+        } else if !cluster_cidrs.is_empty() {
+            matches.push(Match::SaddrNotIn(cluster_cidrs.clone()));
+            frag.chain(internal_chain)
+                .push(Rule::new(matches, jump_masq()));
+        }
+    }
+
+    // External traffic.
+    if uses_external_chain {
+        let rules = frag.chain(&names.external);
+        if !external_local {
+            // Endpoints may be on other nodes: masquerade so replies come back here.
+            rules.push(Rule::always(jump_masq()));
+        } else if uses_cluster_chain {
+            if !cluster_cidrs.is_empty() {
+                // Pods reaching an external address act as if they went out and came back in:
+                // no traffic policy applies.
+                rules.push(Rule::new(
+                    vec![Match::SaddrIn(cluster_cidrs.clone())],
+                    Action::Verdict(goto(&names.cluster)),
+                ));
+            }
+            // The node's own traffic has a local address (often the VIP) as source: masquerade
+            // it and let it use every endpoint.
+            rules.push(Rule::new(vec![Match::FibSaddrLocal], jump_masq()));
+            rules.push(Rule::new(
+                vec![Match::FibSaddrLocal],
+                Action::Verdict(goto(&names.cluster)),
+            ));
+        }
+        if has_external {
+            rules.push(Rule::always(Action::Verdict(goto(external_policy_chain))));
+        }
+    }
+
+    // Affinity sets, policy chains and endpoint chains.
+    let affinity = svc.client_ip_affinity_timeout;
+    let endpoint_chains: Vec<(&EndpointState, String, String)> = sel
+        .reachable
+        .iter()
+        .map(|ep| {
+            let (chain, set) = endpoint_names(key, &ep.ip, ep.port);
+            (*ep, chain, set)
+        })
+        .collect();
+    let names_of = |ep: &EndpointState| {
+        endpoint_chains
+            .iter()
+            .find(|(e, _, _)| e.ip == ep.ip && e.port == ep.port)
+            .map(|(_, c, s)| (c.clone(), s.clone()))
+    };
+    if let Some(timeout) = affinity {
+        for (_, _, set) in &endpoint_chains {
+            let def = SetDef {
+                name: set.clone(),
+                key: KeyType::Addr,
+                is_map: false,
+                timeout_seconds: Some(timeout),
+                comment: None,
+            };
+            frag.sets.insert(set.clone(), def);
+        }
+    }
+    let policy_chains = [
+        (uses_cluster_chain, &names.cluster, &sel.cluster),
+        (uses_local_chain, &names.local, &sel.local),
+    ];
+    for (used, chain, members) in policy_chains {
+        if !used {
+            continue;
+        }
+        let targets: Vec<(String, String)> = members.iter().filter_map(|ep| names_of(ep)).collect();
+        let rules = frag.chain(chain);
+        if affinity.is_some() {
+            for (ep_chain, set) in &targets {
+                rules.push(Rule::new(
+                    vec![Match::SaddrInSet(set.clone())],
+                    Action::Verdict(goto(ep_chain)),
+                ));
+            }
+        }
+        match targets.as_slice() {
+            [(only, _)] => rules.push(Rule::always(Action::Verdict(goto(only)))),
+            _ => {
+                let targets = targets.into_iter().map(|(c, _)| c).collect();
+                rules.push(Rule::always(Action::LoadBalance {
+                    mode: svc.load_balancing,
+                    targets,
+                }));
+            }
+        }
+    }
+    for (ep, chain, set) in &endpoint_chains {
+        let rules = frag.chain(chain);
+        // Hairpin: a pod reaching itself through the service must be masqueraded, or it would
+        // answer itself directly.
+        rules.push(Rule::new(vec![Match::Saddr(ep.ip)], jump_masq()));
+        if affinity.is_some() {
+            rules.push(Rule::always(Action::RememberSaddr(set.clone())));
+        }
+        rules.push(Rule::new(
+            vec![Match::L4Proto(proto)],
+            Action::Dnat {
+                addr: ep.ip,
+                port: ep.port,
+            },
+        ));
+    }
+
+    Some(frag)
+}

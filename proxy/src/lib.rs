@@ -1,0 +1,32 @@
+//! svcnet-proxy's ruleset compiler: plain data in, one nftables transaction out.
+//!
+//! No I/O, no Kubernetes types, no async. The runner (watchers + `nft -f -`) lives elsewhere;
+//! it calls [`compile`] with the desired [`State`] of one address family and the [`Committed`]
+//! state of the last successful transaction, pipes the rendered [`Transaction`] to nft, and on
+//! success keeps the returned [`Committed`].
+//!
+//! See docs/proxy-ruleset.md for the table layout and why it looks the way it does.
+
+mod compile;
+pub mod endpoints;
+mod error;
+pub mod ir;
+pub mod model;
+pub mod names;
+pub mod render;
+mod transaction;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use compile::{
+    CLUSTER_IPS, Committed, FIREWALL_IPS, MARK_FOR_MASQUERADE, MASQUERADING, NO_ENDPOINT_NODEPORTS,
+    NO_ENDPOINT_SERVICES, NODEPORT_IPS, REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS, SERVICES,
+    compile, nodeport_ranges,
+};
+pub use error::Error;
+pub use model::{
+    EndpointState, Family, LoadBalancing, Protocol, ProxyConfig, ServiceKey, ServiceState, State,
+    TrafficPolicy,
+};
+pub use transaction::{Op, Transaction};

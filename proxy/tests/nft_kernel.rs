@@ -1,0 +1,204 @@
+//! The compiled transactions against the real `nft` and kernel, each in a fresh network
+//! namespace of its own (deleted again by a drop guard, also when a test fails). Needs `nft`
+//! and `ip` and the right to create network namespaces (root); skips with a message otherwise.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use support::*;
+use svcnet_proxy::{EndpointState, ServiceState, State, compile};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace this test created; deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// `None` (with a message) when nft or namespaces are not available here.
+    fn create() -> Option<Netns> {
+        let nft_ok = Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !nft_ok {
+            eprintln!("skipping: nft is not installed");
+            return None;
+        }
+        let name = format!(
+            "svcnet-proxytest-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let created = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !created {
+            eprintln!("skipping: cannot create network namespace {name} (needs root and iproute2)");
+            return None;
+        }
+        Some(Netns { name })
+    }
+
+    /// Run `nft -f -` with `text` inside the namespace.
+    fn apply(&self, text: &str) -> Result<(), String> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// `nft list table`, normalised to a sorted list of lines (one element a line), so two
+    /// namespaces that reached the same state in different orders compare equal.
+    fn listing(&self, family: &str) -> Vec<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.name, "nft", "list", "table", family, "svcnet",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout)
+            .replace("elements = {", "\n")
+            .replace(['{', '}'], "\n");
+        let mut lines: Vec<String> = text
+            .split(['\n', ','])
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.sort();
+        lines
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}
+
+fn apply_or_panic(ns: &Netns, text: &str) {
+    if let Err(e) = ns.apply(text) {
+        panic!("nft refused the transaction: {e}\n{text}");
+    }
+}
+
+#[test]
+fn golden_rulesets_apply_to_the_real_kernel_and_reapply_over_themselves() {
+    let Some(ns) = Netns::create() else { return };
+    for (name, state) in golden_states() {
+        let text = compile(&state, None).0.to_string();
+        apply_or_panic(&ns, &text);
+        // A restart does a full sync over the existing table.
+        ns.apply(&text)
+            .unwrap_or_else(|e| panic!("{name}, second time: {e}"));
+    }
+}
+
+#[test]
+fn partial_syncs_apply_to_the_real_kernel_and_end_like_a_full_sync() {
+    let (Some(incremental), Some(fresh)) = (Netns::create(), Netns::create()) else {
+        return;
+    };
+    let mut rng = Rng(0xdec0_de5e_ed00_0001);
+    let mut state = state();
+    let (tx, mut committed) = compile(&state, None);
+    apply_or_panic(&incremental, &tx.to_string());
+    for step in 0..40 {
+        state = random_change(&mut rng, state);
+        let (tx, next) = compile(&state, Some(&committed));
+        incremental
+            .apply(&tx.to_string())
+            .unwrap_or_else(|e| panic!("step {step}: {e}\n{tx}"));
+        committed = next;
+        if step % 10 == 9 {
+            apply_or_panic(&fresh, &compile(&state, None).0.to_string());
+            assert_eq!(
+                incremental.listing("ip"),
+                fresh.listing("ip"),
+                "step {step}"
+            );
+        }
+    }
+}
+
+#[test]
+fn removing_endpoints_and_services_deletes_their_chains_in_one_transaction() {
+    let Some(ns) = Netns::create() else { return };
+    let sticky = ServiceState {
+        client_ip_affinity_timeout: Some(60),
+        ..ServiceState::cluster_ip(ip("10.96.0.40"), 80)
+    };
+    let state = with(state(), "sticky", sticky, vec![local_ep(7), remote_ep(9)]);
+    let (tx, committed) = compile(&state, None);
+    apply_or_panic(&ns, &tx.to_string());
+
+    let one_left = with(
+        state.clone(),
+        "sticky",
+        state.services[&key("sticky")].clone(),
+        vec![remote_ep(9)],
+    );
+    let (tx, committed) = compile(&one_left, Some(&committed));
+    assert!(
+        tx.to_string().contains("delete chain") && tx.to_string().contains("delete set"),
+        "{tx}"
+    );
+    apply_or_panic(&ns, &tx.to_string());
+
+    let gone = State {
+        services: Default::default(),
+        endpoints: Default::default(),
+        ..one_left
+    };
+    let (tx, _) = compile(&gone, Some(&committed));
+    apply_or_panic(&ns, &tx.to_string());
+    let listing = ns.listing("ip").join("\n");
+    assert!(!listing.contains("sticky"), "{listing}");
+}
+
+#[test]
+fn ipv6_partial_sync_applies_to_the_real_kernel() {
+    let Some(ns) = Netns::create() else { return };
+    let (_, v6) = golden_states()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("ipv6"))
+        .unwrap();
+    let (tx, committed) = compile(&v6, None);
+    apply_or_panic(&ns, &tx.to_string());
+    let mut next = v6.clone();
+    for eps in next.endpoints.values_mut() {
+        eps.pop();
+        eps[0] = EndpointState::ready(ip("fd00:10:244:1::6"), 5353, THIS_NODE);
+    }
+    let (tx, _) = compile(&next, Some(&committed));
+    assert!(!tx.is_empty());
+    apply_or_panic(&ns, &tx.to_string());
+}
