@@ -70,5 +70,5 @@ bench-allocator: ## Allocator benchmark side by side with upstream (docs/benchma
 	bash bench/allocator-vs-upstream.sh
 
 .PHONY: demo
-demo: cluster-up ## Bring the local cluster up and show pods answering by pod IP
+demo: cluster-up ## Local cluster + svcnet + the quickstart: requests answered through ClusterIP and NodePort
 	bash scripts/demo.sh

@@ -1,38 +1,49 @@
 #!/usr/bin/env bash
-# The demo: on the running local cluster, svcnet-controller writes the EndpointSlice of a Service, and
-# the Deployment's pods answer by pod IP from a node and from the outside client. (Traffic through the
-# ClusterIP and NodePort joins the demo with svcnet-proxy.)
+# The demo, on the running local cluster: svcnet (controller + a proxy per node) serves the quickstart's
+# Services; requests to the ClusterIP from a node and to the NodePort from outside the cluster are
+# answered by the Deployment's pods.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KUBECONFIG="${SVCNET_STATE_DIR:-$PWD/e2e/.state}/kubeconfig"
 kubectl="$(bash scripts/install-tools.sh)/kubectl"
 cluster=target/debug/svcnet-cluster
 
-# svcnet-controller runs beside the cluster until the Helm chart installs it as pods.
-"$cluster" addon --name svcnet-controller -- "$PWD/target/debug/svcnet-controller" \
-  --http-addr=127.0.0.1:18080 --identity=svcnet-controller
+# svcnet runs beside the cluster until the Helm chart installs it as pods.
+bash scripts/start-svcnet.sh
 echo "== nodes"
 "$kubectl" get nodes -L topology.kubernetes.io/zone -o wide
 "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
-"$kubectl" -n demo apply -f examples/local-cluster/echo-deployment.yaml
-"$kubectl" -n demo apply -f examples/local-cluster/echo-service.yaml
+"$kubectl" -n demo apply -f examples/quickstart/
 "$kubectl" -n demo rollout status deployment/echo --timeout=120s
 echo "== pods"
 "$kubectl" -n demo get pods -o wide
-echo "== the Service and the EndpointSlice svcnet-controller wrote for it"
-"$kubectl" -n demo get service echo
+echo "== Services, and the EndpointSlices svcnet-controller wrote for them"
+"$kubectl" -n demo get services
 "$kubectl" -n demo wait endpointslice -l kubernetes.io/service-name=echo \
   --for=jsonpath='{.endpoints[2].conditions.ready}'=true --timeout=60s >/dev/null
-"$kubectl" -n demo get endpointslices -l kubernetes.io/service-name=echo -o wide
-echo "== requests to each pod IP, from node-1 and from outside the cluster"
-for ip in $("$kubectl" -n demo get pods -l app=echo -o jsonpath='{.items[*].status.podIP}'); do
-  "$cluster" probe --from node-1 "$ip:8080"
-  "$cluster" probe --from outside "$ip:8080"
-  "$cluster" probe --from outside --udp "$ip:8081"
-done
+"$kubectl" -n demo get endpointslices -o wide
+
+# Asks until answered (the proxies program a change within a sync, about 100 ms).
+ask() {
+  for _ in $(seq 1 50); do
+    if "$cluster" probe "$@" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "no answer: $*" >&2
+  return 1
+}
+cluster_ip="$("$kubectl" -n demo get service echo -o jsonpath='{.spec.clusterIP}')"
+node_port="$("$kubectl" -n demo get service echo-nodeport -o jsonpath='{.spec.ports[0].nodePort}')"
+echo "== requests to the ClusterIP $cluster_ip from node-1 (TCP and UDP)"
+for _ in 1 2 3 4 5 6; do ask --from node-1 "$cluster_ip:80"; done
+ask --from node-1 --udp "$cluster_ip:81"
+echo "== requests from outside the cluster to NodePort $node_port on each node"
+for node_ip in 172.18.0.11 172.18.0.12 172.18.0.13; do ask --from outside "$node_ip:$node_port"; done
 cat <<MSG
 
-Look around:   export KUBECONFIG=$KUBECONFIG; $kubectl get pods -A -o wide
-               $cluster status
+Look around:   export KUBECONFIG=$KUBECONFIG
+               $kubectl -n demo get services,endpointslices,pods -o wide
+               $cluster status; $cluster probe --from outside <ip:port>
+               logs: ${SVCNET_STATE_DIR:-$PWD/e2e/.state}/logs/
 Tear down:     make cluster-down
 MSG

@@ -10,8 +10,7 @@ export SVCNET_HYPERKUBE="$(bash e2e/hyperkube/build.sh)"
 
 status=0
 if "$cluster" up --hyperkube "$SVCNET_HYPERKUBE" ${E2E_CLUSTER_FLAGS:-}; then
-  "$cluster" addon --name svcnet-controller -- "$PWD/target/debug/svcnet-controller" \
-    --http-addr=127.0.0.1:18080 --identity=svcnet-controller
+  bash scripts/start-svcnet.sh
   cargo test -p svcnet-e2e --tests -- --ignored --skip down_leaves || status=$?
 else
   status=1

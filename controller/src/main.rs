@@ -116,8 +116,16 @@ async fn main() -> anyhow::Result<()> {
     };
     // Whatever ends first ends the process, so Kubernetes restarts it: a lost lease (we must stop
     // writing at once), a dead HTTP server (probes would lie), or the controller itself.
+    // Caches that never sync would leave a leader that writes nothing: exit, so it is restarted.
+    let watchdog = async {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        if health.ready.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         () = controller => tracing::info!("controller stopped"),
+        () = watchdog => anyhow::bail!("caches did not sync within 2 minutes"),
         () = lost => anyhow::bail!("lost the leader lease"),
         result = server => {
             result.context("http server task")?.context("http server")?;

@@ -12,6 +12,9 @@ pub enum Error {
     LoopbackNodePortAddress(IpNet),
     #[error("nft refused `{op}`: {reason}")]
     Refused { op: String, reason: String },
+    /// Running the real `nft` failed.
+    #[error("nft: {0}")]
+    Nft(String),
 }
 
 impl Error {
@@ -21,6 +24,7 @@ impl Error {
             Error::MasqueradeBit(_) => "masquerade_bit",
             Error::LoopbackNodePortAddress(_) => "loopback_nodeport_address",
             Error::Refused { .. } => "refused",
+            Error::Nft(_) => "nft",
         }
     }
 }

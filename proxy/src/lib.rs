@@ -1,7 +1,7 @@
 //! svcnet-proxy's ruleset compiler: plain data in, one nftables transaction out.
 //!
-//! No I/O, no Kubernetes types, no async. The runner (watchers + `nft -f -`) lives elsewhere;
-//! it calls [`compile`] with the desired [`State`] of one address family and the [`Committed`]
+//! The compiler does no I/O and knows no Kubernetes types: [`from_kube`] translates Services and
+//! EndpointSlices into its model, and [`runner`] (watchers + `nft -f -`, the thin edge) [`compile`] with the desired [`State`] of one address family and the [`Committed`]
 //! state of the last successful transaction, pipes the rendered [`Transaction`] to nft, and on
 //! success keeps the returned [`Committed`].
 //!
@@ -10,10 +10,12 @@
 mod compile;
 pub mod endpoints;
 mod error;
+pub mod from_kube;
 pub mod ir;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod runner;
 mod transaction;
 
 #[cfg(feature = "testing")]

@@ -202,3 +202,40 @@ fn ipv6_partial_sync_applies_to_the_real_kernel() {
     assert!(!tx.is_empty());
     apply_or_panic(&ns, &tx.to_string());
 }
+
+#[test]
+fn cleanup_removes_svcnet_tables_and_nothing_else() {
+    let Some(ns) = Netns::create() else { return };
+    let (transaction, _) = compile(&golden_states()[0].1, None);
+    apply_or_panic(&ns, &transaction.to_string());
+    apply_or_panic(
+        &ns,
+        "add table ip6 svcnet\nadd table inet bystander\nadd chain inet bystander keep\n",
+    );
+    let cleanup = |ns: &Netns| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_svcnet-proxy"),
+                "--cleanup",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = cleanup(&ns);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert_eq!(tables.trim(), "table inet bystander", "left: {tables}");
+    // A second cleanup, with nothing of ours left, is fine too.
+    assert!(cleanup(&ns).status.success());
+}

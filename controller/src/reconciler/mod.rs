@@ -245,21 +245,17 @@ pub async fn run(
         Some(((), rx))
     });
     let services = controller.store();
-    let ready_stores = (
-        pods.clone(),
-        nodes.clone(),
-        slices.clone(),
-        services.clone(),
-    );
+    // The Services store is awaited by kube-runtime itself before any reconcile; every other store
+    // has exactly one waiter, here (see `reconcile`).
+    let ready_stores = (pods.clone(), nodes.clone(), slices.clone());
     let synced = Arc::new(AtomicBool::new(false));
     let set_synced = synced.clone();
     tokio::spawn(async move {
-        let (p, n, s, v) = ready_stores;
+        let (p, n, s) = ready_stores;
         let _ = tokio::join!(
             p.wait_until_ready(),
             n.wait_until_ready(),
-            s.wait_until_ready(),
-            v.wait_until_ready()
+            s.wait_until_ready()
         );
         set_synced.store(true, Ordering::Release);
         on_synced();

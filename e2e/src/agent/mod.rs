@@ -43,6 +43,10 @@ impl AgentConfig {
         self.dual_stack
             .then(|| plan::node_v6(self.node_index).to_string())
     }
+    /// The node's IPv4 pod CIDR (a /16 when simulated, for thousands of pods; else a /24).
+    pub fn pod_cidr_v4(&self) -> ipnet::Ipv4Net {
+        plan::node_pod_cidr_v4(self.node_index, self.simulated)
+    }
     pub fn host_ips(&self) -> Vec<String> {
         let mut ips = vec![self.node_ipv4()];
         ips.extend(self.node_ipv6());

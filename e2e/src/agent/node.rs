@@ -17,13 +17,15 @@ const MANAGER: &str = "svcnet-node-agent";
 const LEASE_SECONDS: i32 = 40;
 const LEASE_RENEW: Duration = Duration::from_secs(10);
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// Pods capacity of a simulated node (its pod CIDR is a /16).
+pub const SIMULATED_MAX_PODS: u32 = 10_000;
 
 fn apply() -> PatchParams {
     PatchParams::apply(MANAGER).force()
 }
 
 fn node_object(cfg: &AgentConfig) -> Value {
-    let mut cidrs = vec![plan::pod_cidr_v4(cfg.node_index).to_string()];
+    let mut cidrs = vec![cfg.pod_cidr_v4().to_string()];
     if cfg.dual_stack {
         cidrs.push(plan::pod_cidr_v6(cfg.node_index).to_string());
     }
@@ -56,8 +58,7 @@ fn node_status(cfg: &AgentConfig) -> Value {
         addresses.push(json!({ "type": "InternalIP", "address": v6 }));
     }
     addresses.push(json!({ "type": "Hostname", "address": cfg.node_name }));
-    let resources =
-        json!({ "cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi" });
+    let resources = node_resources(cfg.simulated);
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -81,6 +82,16 @@ fn node_status(cfg: &AgentConfig) -> Value {
             },
         },
     })
+}
+
+/// What the node offers the scheduler: a kubelet's default 110 pods, or, simulated, room for tens of
+/// thousands of pods over a few nodes.
+fn node_resources(simulated: bool) -> Value {
+    if simulated {
+        json!({ "cpu": "1000", "memory": "4Ti", "pods": SIMULATED_MAX_PODS.to_string(), "ephemeral-storage": "100Ti" })
+    } else {
+        json!({ "cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi" })
+    }
 }
 
 /// A merge patch, not server-side apply: the schema keys `status.addresses` by type alone, so apply
@@ -132,5 +143,42 @@ pub async fn heartbeat(client: kube::Client, cfg: AgentConfig) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::StateDir;
+
+    fn config(simulated: bool) -> AgentConfig {
+        AgentConfig {
+            node_name: "node-2".into(),
+            node_index: 2,
+            zone: "zone-b".into(),
+            netns: "ns".into(),
+            cluster_id: "abc".into(),
+            state: StateDir::new("/nonexistent"),
+            dual_stack: false,
+            simulated,
+            api_port: 16443,
+            started_at: "2026-11-22T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_real_node_has_a_slash_24_and_110_pods() {
+        let cfg = config(false);
+        assert_eq!(node_object(&cfg)["spec"]["podCIDR"], "10.244.2.0/24");
+        assert_eq!(node_status(&cfg)["status"]["capacity"]["pods"], "110");
+    }
+
+    #[test]
+    fn a_simulated_node_has_a_slash_16_and_room_for_10000_pods() {
+        let cfg = config(true);
+        assert_eq!(node_object(&cfg)["spec"]["podCIDR"], "10.130.0.0/16");
+        let status = node_status(&cfg);
+        assert_eq!(status["status"]["capacity"]["pods"], "10000");
+        assert_eq!(status["status"]["allocatable"]["pods"], "10000");
     }
 }

@@ -123,7 +123,7 @@ pub async fn run(client: kube::Client, cfg: AgentConfig) -> Result<()> {
     let api: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.nodeName={}", cfg.node_name);
     let mut ipam = PodIpam::new(
-        plan::pod_cidr_v4(cfg.node_index),
+        cfg.pod_cidr_v4(),
         cfg.dual_stack.then(|| plan::pod_cidr_v6(cfg.node_index)),
     );
     // After a restart, keep the addresses of pods that already run here before handing out any.

@@ -54,6 +54,9 @@ enum Command {
     Addon {
         #[arg(long)]
         name: String,
+        /// Run it in this node's network namespace (like a host-network pod).
+        #[arg(long)]
+        node: Option<String>,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
@@ -179,7 +182,11 @@ async fn main() -> anyhow::Result<()> {
             value["pod_netns"] = serde_json::to_value(state.pod_netns())?;
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
-        Command::Addon { name, command } => cluster::start_addon(&state, &name, &command)?,
+        Command::Addon {
+            name,
+            node,
+            command,
+        } => cluster::start_addon(&state, &name, node.as_deref(), &command)?,
         Command::StopAddon { name } => cluster::stop_addon(&state, &name)?,
         Command::ApiRelay { netns, listen, to } => {
             let _relay = svcnet_e2e::agent::relay::start(&netns, listen, to).await?;

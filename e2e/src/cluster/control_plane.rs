@@ -112,7 +112,7 @@ impl ControlPlane {
         } else {
             "*,-endpointslice-controller"
         };
-        let kcm = vec![
+        let mut kcm = vec![
             format!("--kubeconfig={kubeconfig}"),
             format!("--controllers={controllers}"),
             format!(
@@ -125,16 +125,28 @@ impl ControlPlane {
             "--secure-port=0".to_owned(),
             "--profiling=false".to_owned(),
         ];
+        kcm.extend(client_rate_limit());
         self.start(state, inv, "kube-controller-manager", kcm)?;
-        let scheduler = vec![
+        let mut scheduler = vec![
             format!("--kubeconfig={kubeconfig}"),
             "--leader-elect=false".to_owned(),
             "--bind-address=127.0.0.1".to_owned(),
             "--secure-port=0".to_owned(),
             "--profiling=false".to_owned(),
         ];
+        scheduler.extend(client_rate_limit());
         self.start(state, inv, "kube-scheduler", scheduler)
     }
+}
+
+/// The controller manager's and scheduler's client rate limit (upstream defaults: 20 QPS, burst 30 for
+/// the controller manager; 50/100 for the scheduler), raised so that creating, scheduling and
+/// counting tens of thousands of pods of a `--simulated` cluster is not throttled on the client side.
+fn client_rate_limit() -> [String; 2] {
+    [
+        "--kube-api-qps=500".to_owned(),
+        "--kube-api-burst=1000".to_owned(),
+    ]
 }
 
 /// Waits until the apiserver says it is ready (RBAC bootstrap roles included); fails at once if the

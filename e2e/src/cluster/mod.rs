@@ -170,10 +170,26 @@ pub fn down(state: &StateDir) -> Result<()> {
 
 /// Starts a program beside the cluster (svcnet's own binaries, before they run as pods), with
 /// `KUBECONFIG` set to the cluster's admin kubeconfig; `down` stops it with the rest.
-pub fn start_addon(state: &StateDir, name: &str, command: &[String]) -> Result<()> {
+pub fn start_addon(
+    state: &StateDir,
+    name: &str,
+    node: Option<&str>,
+    command: &[String],
+) -> Result<()> {
     let mut inv = state
         .load()?
         .ok_or_else(|| Error::invalid("addon", "no cluster is up"))?;
+    // On a node: in its network namespace, as a host-network pod would run.
+    let netns = match node {
+        Some(node) => Some(
+            inv.nodes
+                .iter()
+                .find(|n| n.name == node)
+                .map(|n| n.netns.clone())
+                .ok_or_else(|| Error::invalid("addon", format!("no node {node}")))?,
+        ),
+        None => None,
+    };
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Error::invalid("addon", "no command"))?;
@@ -183,7 +199,7 @@ pub fn start_addon(state: &StateDir, name: &str, command: &[String]) -> Result<(
         std::path::Path::new(program),
         args,
         &state.logs(),
-        None,
+        netns.as_deref(),
         &[("KUBECONFIG", kubeconfig.as_path())],
     )?;
     inv.processes.push(record);

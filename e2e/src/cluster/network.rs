@@ -18,6 +18,10 @@ pub fn create_fabric(state: &StateDir, inv: &mut Inventory) -> Result<()> {
     netns::ip(Some(&fabric), &["link", "set", "br0", "up"])?;
     let api = format!("{}/24", plan::API_V4);
     netns::ip(Some(&fabric), &["addr", "add", &api, "dev", "br0"])?;
+    if inv.dual_stack {
+        let gw6 = format!("{}/64", plan::FABRIC_V6);
+        netns::ip(Some(&fabric), &["addr", "add", &gw6, "dev", "br0", "nodad"])?;
+    }
     Ok(())
 }
 
@@ -81,6 +85,17 @@ pub fn create_node(
         &node.ipv4,
         node.ipv6.as_deref(),
     )?;
+    // A default route, as a real node has: traffic from the node itself to a ClusterIP needs a route
+    // before the nat output hook rewrites it. The fabric forwards nothing, so nothing leaves.
+    let gw = plan::API_V4.to_string();
+    netns::ip(Some(&node.netns), &["route", "add", "default", "via", &gw])?;
+    if inv.dual_stack {
+        let gw6 = plan::FABRIC_V6.to_string();
+        netns::ip(
+            Some(&node.netns),
+            &["-6", "route", "add", "default", "via", &gw6],
+        )?;
+    }
     netns::sysctl(&node.netns, "net.ipv4.ip_forward", "1")?;
     netns::sysctl(&node.netns, "net.ipv4.conf.all.rp_filter", "0")?;
     if inv.dual_stack {
@@ -119,7 +134,7 @@ pub fn add_pod_routes(inv: &Inventory) -> Result<()> {
     }
     for (ns, own) in sources {
         for node in inv.nodes.iter().filter(|n| Some(n.index) != own) {
-            let cidr = plan::pod_cidr_v4(node.index).to_string();
+            let cidr = plan::node_pod_cidr_v4(node.index, inv.simulated).to_string();
             netns::ip(Some(ns), &["route", "add", &cidr, "via", &node.ipv4])?;
             if let Some(v6) = &node.ipv6 {
                 let cidr6 = plan::pod_cidr_v6(node.index).to_string();

@@ -27,11 +27,41 @@ pub fn start_controller(name: &str, http_port: u16) -> Result<()> {
         format!("--http-addr=127.0.0.1:{http_port}"),
         format!("--identity={name}"),
     ];
-    cluster::start_addon(&StateDir::from_env(), name, &command)
+    cluster::start_addon(&StateDir::from_env(), name, None, &command)
 }
 
 pub fn stop(name: &str) -> Result<()> {
     cluster::stop_addon(&StateDir::from_env(), name)
+}
+
+/// `svcnet-proxy`, from `SVCNET_PROXY` or this workspace's debug build.
+pub fn proxy_binary() -> PathBuf {
+    std::env::var_os("SVCNET_PROXY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_binary("svcnet-proxy"))
+}
+
+/// The addon name of a node's proxy (as scripts/start-svcnet.sh names it).
+pub fn proxy_name(node: &str) -> String {
+    format!("svcnet-proxy-{node}")
+}
+
+/// Starts svcnet-proxy in the node's namespace, with the local cluster's address plan.
+pub fn start_proxy(node: &str) -> Result<()> {
+    let command = vec![
+        proxy_binary().display().to_string(),
+        format!("--node-name={node}"),
+        format!("--cluster-cidr={}", crate::addresses::CLUSTER_CIDR_V4),
+        format!("--cluster-cidr={}", crate::addresses::CLUSTER_CIDR_V6),
+        format!("--service-cidr={}", crate::addresses::SERVICE_CIDR_V4),
+        format!("--service-cidr={}", crate::addresses::SERVICE_CIDR_V6),
+    ];
+    cluster::start_addon(
+        &StateDir::from_env(),
+        &proxy_name(node),
+        Some(node),
+        &command,
+    )
 }
 
 /// Upstream kube-controller-manager running only its endpointslice-controller, for side-by-side
@@ -52,7 +82,7 @@ pub fn start_upstream_endpointslice(name: &str) -> Result<()> {
         "--leader-elect=false".to_owned(),
         "--secure-port=0".to_owned(),
     ];
-    cluster::start_addon(&state, name, &command)
+    cluster::start_addon(&state, name, None, &command)
 }
 
 /// A plain HTTP GET on loopback (for `/metrics` and `/readyz` of an addon).

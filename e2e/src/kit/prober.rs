@@ -68,6 +68,40 @@ impl Prober {
         Reply::parse(&text)
     }
 
+    /// A plain HTTP GET; returns the status code and the body.
+    pub async fn http_get(&self, target: SocketAddr, path: &str) -> Result<(u16, String)> {
+        let timeout = self.timeout;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        let text = netns::within_async(&self.netns, move || {
+            let mut stream = TcpStream::connect_timeout(&target, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.write_all(request.as_bytes())?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply)?;
+            Ok(reply)
+        })
+        .await?;
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::invalid("http reply", format!("{text:?}")))?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        Ok((status, body))
+    }
+
+    /// Opens a TCP connection from the namespace (for tests that keep one open across a change).
+    pub async fn connect(&self, target: SocketAddr) -> Result<TcpStream> {
+        let timeout = self.timeout;
+        let stream = netns::within_async(&self.netns, move || {
+            let stream = TcpStream::connect_timeout(&target, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            Ok(stream)
+        })
+        .await?;
+        Ok(stream)
+    }
+
     /// Sends a `whoami` datagram and returns the answer.
     pub async fn udp(&self, target: SocketAddr) -> Result<Reply> {
         let timeout = self.timeout;

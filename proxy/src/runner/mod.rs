@@ -1,0 +1,180 @@
+//! The proxy's thin edge: watch Services, EndpointSlices and the own Node; after every burst of
+//! changes (at most one sync per `min_sync_period`), compile each family against what was last
+//! committed and apply the transaction. A failed transaction drops the committed state, so the next
+//! sync is a full one.
+
+pub mod health_check;
+pub mod metrics;
+pub mod nft;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::Notify;
+
+use crate::from_kube::desired_state;
+use crate::model::{Family, ProxyConfig};
+use crate::{Committed, Error, compile};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's name (the Node object to read addresses and zone from).
+    pub node_name: String,
+    /// The base configuration; node IPs and zone are filled in from the Node.
+    pub config: ProxyConfig,
+    pub families: Vec<Family>,
+    /// At most one sync per this period (bursts coalesce).
+    pub min_sync_period: Duration,
+}
+
+/// Feeds a reflector from a watch and pokes `changed` on every event.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+) -> (Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watch failed; retrying");
+            }
+            changed.notify_one();
+            async {}
+        });
+    (store, stream)
+}
+
+fn node_config(base: &ProxyConfig, node: Option<&Node>) -> ProxyConfig {
+    let mut config = base.clone();
+    if let Some(node) = node {
+        config.node_ips = node
+            .status
+            .iter()
+            .flat_map(|s| s.addresses.iter().flatten())
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        config.node_zone = node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("topology.kubernetes.io/zone").cloned());
+    }
+    config
+}
+
+/// Runs until a watch stream ends (they don't) or the process is stopped.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<(), Error> {
+    let changed = Arc::new(Notify::new());
+    let (services, svc_watch) = reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let (slices, slice_watch) = reflect(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let (nodes, node_watch) = reflect(
+        Api::<Node>::all(client),
+        watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
+        changed.clone(),
+    );
+    tokio::spawn(svc_watch);
+    tokio::spawn(slice_watch);
+    tokio::spawn(node_watch);
+    // No rules until every cache has listed once: a partial view would drop live Services.
+    let _ = tokio::join!(
+        services.wait_until_ready(),
+        slices.wait_until_ready(),
+        nodes.wait_until_ready()
+    );
+    tracing::info!("caches synced");
+
+    let mut committed: Vec<Option<Committed>> = vec![None; settings.families.len()];
+    let mut health_checks = health_check::HealthChecks::default();
+    loop {
+        let started = Instant::now();
+        let config = node_config(&settings.config, nodes.state().first().map(AsRef::as_ref));
+        let svcs = services.state();
+        let eps = slices.state();
+        let svc_refs: Vec<&Service> = svcs.iter().map(AsRef::as_ref).collect();
+        let slice_refs: Vec<&EndpointSlice> = eps.iter().map(AsRef::as_ref).collect();
+        let mut checks = std::collections::BTreeMap::new();
+        for (i, family) in settings.families.iter().enumerate() {
+            let desired = desired_state(&config, *family, &svc_refs, &slice_refs);
+            for (port, check) in health_check::wanted(&desired) {
+                let entry = checks.entry(port).or_insert_with(|| check.clone());
+                entry.local_endpoints = entry.local_endpoints.max(check.local_endpoints);
+            }
+            let (transaction, next) = compile(&desired, committed[i].as_ref());
+            if transaction.is_empty() {
+                continue;
+            }
+            let full = committed[i].is_none();
+            let labels = metrics::SyncLabels {
+                kind: if full { "full" } else { "partial" }.to_owned(),
+                family: family.nft().to_owned(),
+            };
+            let applied = nft::apply(&transaction.to_string()).await;
+            metrics
+                .sync_seconds
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            match applied {
+                Ok(()) => {
+                    metrics
+                        .transaction_lines
+                        .get_or_create(&labels)
+                        .set(i64::try_from(transaction.len()).unwrap_or(i64::MAX));
+                    tracing::info!(
+                        family = family.nft(),
+                        full,
+                        lines = transaction.len(),
+                        took = ?started.elapsed(),
+                        "synced"
+                    );
+                    committed[i] = Some(next);
+                }
+                Err(e) => {
+                    metrics.sync_failures.get_or_create(&labels).inc();
+                    tracing::error!(family = family.nft(), error = %e, "sync failed; next sync is a full one");
+                    committed[i] = None;
+                    changed.notify_one();
+                }
+            }
+        }
+        metrics.healthy.store(
+            committed.iter().all(Option::is_some),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        health_checks.reconcile(checks).await;
+        changed.notified().await;
+        // Rate limit: coalesce what arrives within the period after the last sync began.
+        let next_allowed = started + settings.min_sync_period;
+        tokio::time::sleep_until(next_allowed.into()).await;
+    }
+}
