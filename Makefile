@@ -69,6 +69,10 @@ bench: ## Benchmarks (figures go to docs/benchmarks.md by hand)
 bench-allocator: ## Allocator benchmark side by side with upstream (docs/benchmarks.md)
 	bash bench/allocator-vs-upstream.sh
 
+.PHONY: bench-endpointslice
+bench-endpointslice: ## EndpointSlice controller vs upstream (docs/benchmarks.md)
+	bash bench/endpointslice/run.sh
+
 .PHONY: demo
 demo: cluster-up ## Local cluster + svcnet + the quickstart: requests answered through ClusterIP and NodePort
 	bash scripts/demo.sh

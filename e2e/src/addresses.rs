@@ -18,8 +18,6 @@ pub const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 200);
 pub const OUTSIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0x200);
 /// All pods; each node gets one /24 (and one IPv6 /64) of it.
 pub const CLUSTER_CIDR_V4: &str = "10.244.0.0/16";
-/// All pods of a `--simulated` cluster; each node gets one /16 of it, for thousands of pods a node.
-pub const SIMULATED_CLUSTER_CIDR_V4: &str = "10.128.0.0/9";
 pub const CLUSTER_CIDR_V6: &str = "fd00:10:244::/56";
 /// The apiserver's `--service-cluster-ip-range`.
 pub const SERVICE_CIDR_V4: &str = "10.96.0.0/16";
@@ -103,8 +101,7 @@ mod tests {
         assert_eq!(simulated_pod_cidr_v4(1).to_string(), "10.129.0.0/16");
         assert_eq!(node_pod_cidr_v4(3, true).to_string(), "10.131.0.0/16");
         assert_eq!(node_pod_cidr_v4(3, false).to_string(), "10.244.3.0/24");
-        let simulated: Ipv4Net = SIMULATED_CLUSTER_CIDR_V4.parse().unwrap_or_default();
-        assert!(simulated.contains(&simulated_pod_cidr_v4(127)));
-        assert!(!simulated.contains(&pod_cidr_v4(1)));
+        assert_eq!(simulated_pod_cidr_v4(127).to_string(), "10.255.0.0/16");
+        assert!(!cluster.contains(&simulated_pod_cidr_v4(3).network()));
     }
 }
