@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,8 @@ pub struct Metrics {
     pub endpoints_removed: Counter,
     pub slice_changes: Family<OperationLabel, Counter>,
     pub sync_seconds: Option<Histogram>,
+    /// The maximum in force (flag or configuration resource).
+    pub max_endpoints_per_slice: Gauge,
 }
 
 impl Metrics {
@@ -60,6 +63,11 @@ impl Metrics {
             "slice_changes",
             "EndpointSlices written, by operation",
             m.slice_changes.clone(),
+        );
+        r.register(
+            "max_endpoints_per_slice",
+            "The maximum number of endpoints per slice in force",
+            m.max_endpoints_per_slice.clone(),
         );
         if let Some(h) = &m.sync_seconds {
             r.register(

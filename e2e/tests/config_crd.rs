@@ -124,6 +124,16 @@ async fn max_endpoints_per_slice_from_the_configuration_applies_without_a_restar
             &Patch::Apply(config),
         )
         .await?;
+    // Wait until the controller has the new maximum: slices it writes before keep their size.
+    svcnet_e2e::wait::poll_until(
+        "the controller to use a maximum of 5",
+        Duration::from_secs(60),
+        || async {
+            svcnet_e2e::kit::addons::http_get(18080, "/metrics")
+                .is_ok_and(|m| m.contains("svcnet_endpointslice_max_endpoints_per_slice 5\n"))
+        },
+    )
+    .await?;
     let outcome = with_namespace(&client, "config", |ns| async move {
         ns.apply_yaml(&deployment("small", 12, false, 0)).await?;
         ns.apply_yaml(&service("small", "small", &[])).await?;

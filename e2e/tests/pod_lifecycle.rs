@@ -12,7 +12,7 @@ use svcnet_e2e::kit::namespace::{TestNamespace, with_namespace};
 use svcnet_e2e::kit::pods::{wait_gone, wait_readiness, wait_ready};
 use svcnet_e2e::kit::prober::Prober;
 use svcnet_e2e::kit::topology::Topology;
-use svcnet_e2e::{Error, Result, netns};
+use svcnet_e2e::{Result, netns};
 
 fn pod_yaml(name: &str, grace: u32, host_network: bool, port: u16) -> String {
     format!(
@@ -70,11 +70,7 @@ async fn deleted_pod_keeps_serving_for_its_grace_period_then_its_namespace_goes(
         ns.apply_yaml(&pod_yaml("slow", 30, false, 8080)).await?;
         let api = ns.api::<Pod>();
         let pod = wait_ready(&api, "app=slow", 1).await?.remove(0);
-        let node = topology
-            .nodes()
-            .iter()
-            .find(|n| n.name == pod.node)
-            .ok_or_else(|| Error::invalid("pod", "on an unknown node"))?;
+        let node = topology.node(&pod.node)?;
         api.delete("slow", &DeleteParams::default()).await?;
         let deleting = api.get("slow").await?;
         assert!(deleting.metadata.deletion_timestamp.is_some());
@@ -110,11 +106,7 @@ async fn host_network_pod_answers_on_its_node_address() -> Result<()> {
         let pod = wait_ready(&ns.api::<Pod>(), "app=hostnet", 1)
             .await?
             .remove(0);
-        let node = topology
-            .nodes()
-            .iter()
-            .find(|n| n.name == pod.node)
-            .ok_or_else(|| Error::invalid("pod", "on an unknown node"))?;
+        let node = topology.node(&pod.node)?;
         assert_eq!(pod.ips[0].to_string(), node.ipv4);
         let reply = Prober::from_netns(topology.outside_netns()?)
             .tcp(SocketAddr::new(pod.ips[0], 18080))

@@ -118,11 +118,7 @@ async fn nodeport_answers_from_outside_and_local_policy_keeps_the_client_address
             .iter()
             .find(|n| n.name != pod.node)
             .ok_or_else(|| Error::invalid("cluster", "one node only"))?;
-        let own = topology
-            .nodes()
-            .iter()
-            .find(|n| n.name == pod.node)
-            .ok_or_else(|| Error::invalid("pod", "on an unknown node"))?;
+        let own = topology.node(&pod.node)?;
 
         // Policy Cluster: any node answers, the client address is masqueraded.
         let port = node_port(&ns, "np").await?;

@@ -239,6 +239,18 @@ pub async fn run(
         settings.options.clone(),
         options_tx,
     ));
+    // The maximum in force, as a gauge (so operators and tests see when a change has arrived).
+    let mut in_force = options.clone();
+    let gauge = metrics.max_endpoints_per_slice.clone();
+    tokio::spawn(async move {
+        loop {
+            let max = in_force.borrow_and_update().max_endpoints_per_slice();
+            gauge.set(i64::try_from(max).unwrap_or(i64::MAX));
+            if in_force.changed().await.is_err() {
+                break;
+            }
+        }
+    });
     // A new maximum: plan every Service again.
     let options_changed = futures::stream::unfold(options.clone(), |mut rx| async move {
         rx.changed().await.ok()?;

@@ -23,6 +23,14 @@ impl Topology {
         &self.inventory.nodes
     }
 
+    /// The node named `name` (e.g. the node a pod runs on).
+    pub fn node(&self, name: &str) -> Result<&NodeRecord> {
+        self.nodes()
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::invalid("local cluster", format!("has no node {name}")))
+    }
+
     pub fn outside_netns(&self) -> Result<&str> {
         self.inventory
             .outside_netns
