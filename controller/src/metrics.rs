@@ -17,7 +17,7 @@ pub struct OperationLabel {
     pub operation: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     pub reconciles: Counter,
     pub errors: Family<KindLabel, Counter>,
@@ -25,7 +25,7 @@ pub struct Metrics {
     pub endpoints_added: Counter,
     pub endpoints_removed: Counter,
     pub slice_changes: Family<OperationLabel, Counter>,
-    pub sync_seconds: Option<Histogram>,
+    pub sync_seconds: Histogram,
     /// The maximum in force (flag or configuration resource).
     pub max_endpoints_per_slice: Gauge,
 }
@@ -34,8 +34,14 @@ impl Metrics {
     /// Creates the metrics and registers them under `svcnet_endpointslice_`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Metrics {
-            sync_seconds: Some(Histogram::new(exponential_buckets(0.001, 2.0, 14))),
-            ..Metrics::default()
+            reconciles: Counter::default(),
+            errors: Family::default(),
+            stale_cache_skips: Counter::default(),
+            endpoints_added: Counter::default(),
+            endpoints_removed: Counter::default(),
+            slice_changes: Family::default(),
+            sync_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            max_endpoints_per_slice: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("svcnet_endpointslice");
         r.register("reconciles", "Service reconciles run", m.reconciles.clone());
@@ -69,13 +75,11 @@ impl Metrics {
             "The maximum number of endpoints per slice in force",
             m.max_endpoints_per_slice.clone(),
         );
-        if let Some(h) = &m.sync_seconds {
-            r.register(
-                "sync_duration_seconds",
-                "Time to reconcile one Service, writes included",
-                h.clone(),
-            );
-        }
+        r.register(
+            "sync_duration_seconds",
+            "Time to reconcile one Service, writes included",
+            m.sync_seconds.clone(),
+        );
         m
     }
 

@@ -58,19 +58,14 @@ pub fn delete(name: &str) -> Result<()> {
 /// Sets a sysctl inside a namespace.
 pub fn sysctl(netns: &str, key: &str, value: &str) -> Result<()> {
     let setting = format!("{key}={value}");
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            netns,
-            "sysctl",
-            "-q",
-            "-w",
-            setting.as_str(),
-        ],
-    )
-    .map(drop)
+    exec(netns, &["sysctl", "-q", "-w", setting.as_str()]).map(drop)
+}
+
+/// `ip netns exec <netns> <command...>`: runs a program inside a namespace, returns its stdout.
+pub fn exec(netns: &str, command: &[&str]) -> Result<String> {
+    let mut args = vec!["netns", "exec", netns];
+    args.extend_from_slice(command);
+    run("ip", &args)
 }
 
 /// Switches off IPv6 duplicate address detection for links created in the namespace from now on:

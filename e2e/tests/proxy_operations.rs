@@ -98,26 +98,8 @@ async fn restarting_the_proxy_keeps_established_connections_and_others_tables() 
     let topology = Topology::local()?;
     let node = topology.nodes()[0].clone();
     // Another program's table, which the proxy must never touch.
-    netns::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.netns,
-            "nft",
-            "add table inet bystander",
-        ],
-    )?;
-    netns::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.netns,
-            "nft",
-            "add chain inet bystander keep",
-        ],
-    )?;
+    netns::exec(&node.netns, &["nft", "add table inet bystander"])?;
+    netns::exec(&node.netns, &["nft", "add chain inet bystander keep"])?;
     let on = node.clone();
     let outcome = with_namespace(&client, "restart-proxy", |ns| async move {
         let node = on;
@@ -174,26 +156,8 @@ async fn restarting_the_proxy_keeps_established_connections_and_others_tables() 
         Ok(())
     })
     .await;
-    let bystander = netns::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.netns,
-            "nft",
-            "list table inet bystander",
-        ],
-    );
-    netns::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.netns,
-            "nft",
-            "delete table inet bystander",
-        ],
-    )?;
+    let bystander = netns::exec(&node.netns, &["nft", "list table inet bystander"]);
+    netns::exec(&node.netns, &["nft", "delete table inet bystander"])?;
     outcome?;
     assert!(
         bystander.is_ok_and(|t| t.contains("chain keep")),

@@ -151,9 +151,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&key);
-    if let Some(h) = &ctx.metrics.sync_seconds {
-        h.observe(started.elapsed().as_secs_f64());
-    }
+    ctx.metrics
+        .sync_seconds
+        .observe(started.elapsed().as_secs_f64());
     if !plan.pods_on_unknown_nodes.is_empty() {
         // Upstream retries these too: the Node shows up in the cache soon.
         return Ok(Action::requeue(Duration::from_secs(1)));

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -59,7 +58,6 @@ pub fn body(check: &HealthCheck) -> String {
 
 struct Server {
     check: Arc<std::sync::Mutex<HealthCheck>>,
-    count: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -90,16 +88,14 @@ impl HealthChecks {
         });
         for (port, check) in wanted {
             if let Some(server) = self.servers.get(&port) {
-                server.count.store(check.local_endpoints, Ordering::Relaxed);
                 *server.check.lock().unwrap_or_else(|e| e.into_inner()) = check;
                 continue;
             }
             match TcpListener::bind(("0.0.0.0", port)).await {
                 Ok(listener) => {
-                    let count = Arc::new(AtomicUsize::new(check.local_endpoints));
                     let check = Arc::new(std::sync::Mutex::new(check));
                     let task = tokio::spawn(serve(listener, check.clone()));
-                    self.servers.insert(port, Server { check, count, task });
+                    self.servers.insert(port, Server { check, task });
                 }
                 Err(e) => tracing::warn!(port, error = %e, "health check port not bound"),
             }
