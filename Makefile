@@ -44,11 +44,17 @@ cluster-status: ## Show the local cluster's nodes, processes and namespaces
 .PHONY: crds
 crds: ## Regenerate the CRD YAML in crds/yaml from the Rust types (a test fails when it is stale)
 	$(CARGO) run -q -p svcnet-crds --bin svcnet-crdgen
+	cp crds/yaml/*.yaml charts/svcnet/crds/
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, and the Helm chart check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-chart.sh
+
+.PHONY: chart-check
+chart-check: ## Helm chart: CRDs in sync, helm lint --strict, rendered manifests against the Kubernetes schemas
+	bash scripts/check-chart.sh
 
 .PHONY: test-unit
 test-unit: ## Unit, property and doc tests of every crate

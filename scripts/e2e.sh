@@ -11,7 +11,7 @@ export SVCNET_HYPERKUBE="$(bash e2e/hyperkube/build.sh)"
 status=0
 if "$cluster" up --hyperkube "$SVCNET_HYPERKUBE" ${E2E_CLUSTER_FLAGS:-}; then
   bash scripts/start-svcnet.sh
-  cargo test -p svcnet-e2e --tests -- --ignored --skip down_leaves || status=$?
+  cargo test -p svcnet-e2e --tests --no-fail-fast -- --ignored --skip down_leaves || status=$?
 else
   status=1
 fi

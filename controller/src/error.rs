@@ -12,6 +12,21 @@ pub enum Error {
     /// Someone else changed a slice between our read and our write; the next pass sees it.
     #[error("EndpointSlice {0} changed under us")]
     Conflict(String),
+    /// The persisted allocation state cannot be read.
+    #[error("invalid allocation state: {0}")]
+    InvalidAllocationState(String),
+    /// Other replicas kept writing the allocation state between our reads and writes.
+    #[error("the allocation state kept changing under us ({0} attempts)")]
+    Contended(usize),
+    /// svcnet's configuration cannot be used.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A range cannot be allocated from.
+    #[error("allocator: {0}")]
+    Allocator(#[from] svcnet_allocator::Error),
+    /// The webhook's certificates.
+    #[error("webhook TLS: {0}")]
+    Tls(String),
     /// Any other API failure.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -24,6 +39,11 @@ impl Error {
             Error::InvalidMaxEndpointsPerSlice(_) => "invalid_max_endpoints_per_slice",
             Error::EmptyManager => "empty_manager",
             Error::Conflict(_) => "conflict",
+            Error::InvalidAllocationState(_) => "invalid_allocation_state",
+            Error::InvalidConfig(_) => "invalid_config",
+            Error::Contended(_) => "contended",
+            Error::Allocator(_) => "allocator",
+            Error::Tls(_) => "tls",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
         }

@@ -1,12 +1,15 @@
 //! svcnet's custom resources (`svcnet.dev/v1alpha1`).
 //!
 //! - [`SvcnetConfig`]: the one cluster-wide configuration object, named `default`.
+//! - [`AllocationState`]: the persisted ClusterIP and NodePort bitmaps, named `default`.
 //!
 //! The CRD YAML in `crds/yaml/` is generated from these types by `svcnet-crdgen` (`make crds`); a test
 //! fails when it is out of date.
 
+pub mod allocation;
 pub mod config;
 
+pub use allocation::{AllocationState, AllocationStateSpec, RangeBitmap, Reservation};
 pub use config::{SvcnetConfig, SvcnetConfigSpec, SvcnetConfigStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,9 +17,13 @@ use kube::CustomResourceExt;
 
 /// Every CRD svcnet installs, with the file name it is written to.
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
-    let crd = SvcnetConfig::crd();
-    let name = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
-    vec![(name, crd)]
+    [SvcnetConfig::crd(), AllocationState::crd()]
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
+            (name, crd)
+        })
+        .collect()
 }
 
 /// A CRD as the YAML `svcnet-crdgen` writes.

@@ -18,8 +18,7 @@ use svcnet_e2e::kit::workload::{deployment, service};
 use svcnet_e2e::wait::poll_until;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-/// The name and HTTP port `make test-e2e` starts the main replica with.
-const MAIN: (&str, u16) = ("svcnet-controller", 18080);
+const MAIN: (&str, u16) = addons::MAIN_CONTROLLER;
 
 fn reconciles(metrics: &str) -> Option<u64> {
     metrics

@@ -113,8 +113,12 @@ async fn conditions_follow_readiness_and_graceful_termination() -> Result<()> {
             ..DeleteParams::default()
         };
         pods_api.delete(&victim, &quick).await?;
+        // By pod name: the replacement may get the freed address.
         wait_endpoints(&slices, "web", "the deleted pod gone, 3 ready", TIMEOUT, |e| {
-            !e.endpoints.contains_key(&ip) && e.ready_count() == 3
+            e.endpoints
+                .values()
+                .all(|v| v.pod.as_deref() != Some(victim.as_str()))
+                && e.ready_count() == 3
         })
         .await?;
         Ok(())

@@ -60,6 +60,9 @@ enum Command {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
+    /// Start svcnet beside the cluster: its CRDs, svcnet-controller (with the allocation webhook) and
+    /// svcnet-proxy in every node's namespace, as the e2e suite expects them.
+    StartSvcnet,
     /// Stop an addon started with `addon`.
     StopAddon {
         #[arg(long)]
@@ -188,6 +191,17 @@ async fn main() -> anyhow::Result<()> {
             command,
         } => cluster::start_addon(&state, &name, node.as_deref(), &command)?,
         Command::StopAddon { name } => cluster::stop_addon(&state, &name)?,
+        Command::StartSvcnet => {
+            let inv = state.load()?.context("no cluster")?;
+            let client = svcnet_e2e::kit::client::from_kubeconfig(&state.kubeconfig()).await?;
+            let nodes: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
+            svcnet_e2e::kit::addons::start_svcnet(&client, &nodes).await?;
+            println!(
+                "svcnet started: controller on 127.0.0.1:18080, webhook on {}, proxies on {}",
+                svcnet_e2e::kit::addons::WEBHOOK_ADDR,
+                nodes.join(", ")
+            );
+        }
         Command::ApiRelay { netns, listen, to } => {
             let _relay = svcnet_e2e::agent::relay::start(&netns, listen, to).await?;
             tokio::signal::ctrl_c().await?;

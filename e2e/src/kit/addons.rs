@@ -20,14 +20,51 @@ pub fn controller_binary() -> PathBuf {
         .unwrap_or_else(|| workspace_binary("svcnet-controller"))
 }
 
-/// Starts a svcnet-controller replica named `name`, serving HTTP on 127.0.0.1:`http_port`.
+/// Where every controller replica serves the allocation webhook (they share it through
+/// SO_REUSEPORT, so the apiserver reaches whichever replicas run, as through a Service).
+pub const WEBHOOK_ADDR: &str = "127.0.0.1:18443";
+
+/// The webhook flags of a replica on the local cluster: the controller manages the whole
+/// MutatingWebhookConfiguration `svcnet`, pointing the apiserver at loopback.
+pub fn webhook_flags() -> Vec<String> {
+    vec![
+        format!("--webhook-addr={WEBHOOK_ADDR}"),
+        format!("--webhook-url=https://{WEBHOOK_ADDR}/mutate-services"),
+        "--webhook-dns-name=127.0.0.1".to_owned(),
+        "--webhook-secret=kube-system/svcnet-webhook-tls".to_owned(),
+    ]
+}
+
+/// Starts a svcnet-controller replica named `name`, serving HTTP on 127.0.0.1:`http_port` and the
+/// webhook on [`WEBHOOK_ADDR`].
 pub fn start_controller(name: &str, http_port: u16) -> Result<()> {
-    let command = vec![
+    start_controller_with(name, http_port, &[])
+}
+
+/// [`start_controller`] with further flags.
+pub fn start_controller_with(name: &str, http_port: u16, extra: &[String]) -> Result<()> {
+    let mut command = vec![
         controller_binary().display().to_string(),
         format!("--http-addr=127.0.0.1:{http_port}"),
         format!("--identity={name}"),
     ];
+    command.extend(webhook_flags());
+    command.extend(extra.iter().cloned());
     cluster::start_addon(&StateDir::from_env(), name, None, &command)
+}
+
+/// The main controller replica's name and HTTP port (as `svcnet-cluster start-svcnet` starts it).
+pub const MAIN_CONTROLLER: (&str, u16) = ("svcnet-controller", 18080);
+
+/// svcnet beside the running cluster, as the chart would install it: the CRDs, the controller (with
+/// its webhook) and svcnet-proxy on every node.
+pub async fn start_svcnet(client: &kube::Client, nodes: &[String]) -> Result<()> {
+    crate::kit::crds::install(client).await?;
+    start_controller(MAIN_CONTROLLER.0, MAIN_CONTROLLER.1)?;
+    for node in nodes {
+        start_proxy(node)?;
+    }
+    Ok(())
 }
 
 pub fn stop(name: &str) -> Result<()> {
