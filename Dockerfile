@@ -17,8 +17,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p svcnet-controller -p svcnet-proxy \
+       -p svcnet-e2e --bin svcnet-testserver \
  && install -D -m 0755 target/release/svcnet-controller /out/svcnet-controller \
- && install -D -m 0755 target/release/svcnet-proxy /out/svcnet-proxy
+ && install -D -m 0755 target/release/svcnet-proxy /out/svcnet-proxy \
+ && install -D -m 0755 target/release/svcnet-testserver /out/svcnet-testserver
 
 FROM debian:bookworm-slim
 # nft: svcnet-proxy programs its tables through `nft -f -`. conntrack: the conntrack CLI, for
@@ -28,7 +30,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables conntrack \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=builder /out/svcnet-controller /out/svcnet-proxy /usr/local/bin/
+# svcnet-testserver: the e2e suite's test server, for running that suite on kind (e2e/kind/run.sh).
+COPY --from=builder /out/svcnet-controller /out/svcnet-proxy /out/svcnet-testserver /usr/local/bin/
 # No USER and no ENTRYPOINT here: the chart sets the command of each container, runs svcnet-proxy as
 # root with NET_ADMIN and NET_RAW only, and svcnet-controller as UID 65532 with no capabilities and a
 # read-only root filesystem.

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The demo, on the running local cluster: svcnet (controller + a proxy per node) serves the quickstart's
-# Services; requests to the ClusterIP from a node and to the NodePort from outside the cluster are
-# answered by the Deployment's pods.
+# The demo, on the running local cluster: svcnet installed with Helm (controller Deployment with the
+# allocation webhook, a proxy per node) serves the quickstart's Services; requests to the ClusterIP from
+# a node and to the NodePort from outside the cluster are answered by the Deployment's pods.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KUBECONFIG="${SVCNET_STATE_DIR:-$PWD/e2e/.state}/kubeconfig"
 kubectl="$(bash scripts/install-tools.sh)/kubectl"
 cluster=target/debug/svcnet-cluster
 
-# svcnet runs beside the cluster until the Helm chart installs it as pods.
-bash scripts/start-svcnet.sh
+echo "== helm install svcnet charts/svcnet (the pods run the locally built binaries)"
+bash scripts/install-svcnet.sh
+"$kubectl" -n svcnet get pods -o wide
 echo "== nodes"
 "$kubectl" get nodes -L topology.kubernetes.io/zone -o wide
 "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
@@ -17,7 +18,7 @@ echo "== nodes"
 "$kubectl" -n demo rollout status deployment/echo --timeout=120s
 echo "== pods"
 "$kubectl" -n demo get pods -o wide
-echo "== Services, and the EndpointSlices svcnet-controller wrote for them"
+echo "== Services: ClusterIPs and NodePorts from svcnet's webhook; the EndpointSlices svcnet-controller wrote"
 "$kubectl" -n demo get services
 "$kubectl" -n demo wait endpointslice -l kubernetes.io/service-name=echo \
   --for=jsonpath='{.endpoints[2].conditions.ready}'=true --timeout=60s >/dev/null
@@ -43,7 +44,10 @@ cat <<MSG
 
 Look around:   export KUBECONFIG=$KUBECONFIG
                $kubectl -n demo get services,endpointslices,pods -o wide
+               $kubectl get svcnetconfig default -o yaml     # usage per range, conditions
+               $kubectl -n svcnet get pods                  # svcnet itself
                $cluster status; $cluster probe --from outside <ip:port>
                logs: ${SVCNET_STATE_DIR:-$PWD/e2e/.state}/logs/
+Uninstall:     $(bash scripts/install-tools.sh)/helm -n svcnet uninstall svcnet
 Tear down:     make cluster-down
 MSG

@@ -111,6 +111,19 @@ impl StateDir {
         self.root.join("pod-processes")
     }
 
+    /// An exclusive lock on the inventory (released when dropped), for read-modify-write changes
+    /// made by concurrent addon starts and stops.
+    pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
+        fs::create_dir_all(&self.root)?;
+        let file = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("inventory.lock"))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::invalid("inventory lock", e))
+    }
+
     pub fn load(&self) -> Result<Option<Inventory>> {
         match fs::read(self.inventory_path()) {
             Ok(bytes) => serde_json::from_slice(&bytes)

@@ -40,6 +40,11 @@ fn restart_main_with_fast_repair() -> Result<()> {
     )
 }
 
+/// The main controller ready, however svcnet is installed.
+async fn wait_main_ready(client: &kube::Client) -> Result<()> {
+    svcnet_e2e::kit::install::wait_controller_ready(client, TIMEOUT).await
+}
+
 async fn wait_ready(port: u16) -> Result<()> {
     poll_until(
         &format!("controller on :{port} ready"),
@@ -93,7 +98,7 @@ fn node_ports(svc: &Service) -> Vec<i32> {
 async fn services_get_their_addresses_and_node_ports_from_svcnet() -> Result<()> {
     let _serial = SERIAL.lock().await;
     let client = connect().await?;
-    wait_ready(MAIN_CONTROLLER.1).await?;
+    wait_main_ready(&client).await?;
     let c = client.clone();
     with_namespace(&client, "alloc", |ns| async move {
         let api: Api<Service> = ns.api();
@@ -203,19 +208,28 @@ async fn a_burst_from_20_clients_against_two_replicas_gets_distinct_values_and_s
                                 return Ok::<_, kube::Error>(made);
                             }
                             let body = svc(&format!("{prefix}-{i}"), json!({"type": "NodePort", "ports": [{"port": 80}]}));
-                            let mut attempts = 0;
-                            loop {
-                                attempts += 1;
-                                match api.create(&PostParams::default(), &body).await {
-                                    Ok(s) => {
-                                        made.push(s);
-                                        break;
+                            // Until svcnet has seen the Services the apiserver allocated for
+                            // itself (a leader may have to take over first: up to the Lease's 15 s),
+                            // a retry may be refused again; it waits on success, as a controller
+                            // retrying with backoff would.
+                            let created = poll_for("a create the apiserver accepts", TIMEOUT, || {
+                                let api = api.clone();
+                                let body = body.clone();
+                                async move {
+                                    match api.create(&PostParams::default(), &body).await {
+                                        Ok(s) => Some(Ok(s)),
+                                        Err(kube::Error::Api(e))
+                                            if retry_taken && e.message.contains("already allocated") =>
+                                        {
+                                            None
+                                        }
+                                        Err(e) => Some(Err(e)),
                                     }
-                                    Err(kube::Error::Api(e))
-                                        if retry_taken && attempts < 5 && e.message.contains("already allocated") => {}
-                                    Err(e) => return Err(e),
                                 }
-                            }
+                            })
+                            .await
+                            .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+                            made.push(created?);
                         }
                     }));
                 }
@@ -334,7 +348,7 @@ async fn a_full_node_port_range_gives_a_clear_error_and_status_reports_usage() -
     let _serial = SERIAL.lock().await;
     let client = connect().await?;
     svcnet_e2e::kit::crds::install(&client).await?;
-    wait_ready(MAIN_CONTROLLER.1).await?;
+    wait_main_ready(&client).await?;
     let configs: Api<SvcnetConfig> = Api::all(client.clone());
     let config = json!({
         "apiVersion": "svcnet.dev/v1alpha1", "kind": "SvcnetConfig",

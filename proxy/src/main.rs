@@ -37,6 +37,11 @@ struct Cli {
     /// Remove svcnet's nftables tables and exit.
     #[arg(long)]
     cleanup: bool,
+    /// The DaemonSet (namespace/name) this proxy runs in: when it is gone or being deleted as the
+    /// proxy stops (the chart is uninstalled), svcnet's tables are removed; on any other stop (a
+    /// rolling update, a restart) the rules stay so traffic keeps flowing.
+    #[arg(long)]
+    owner_daemonset: Option<String>,
 }
 
 #[tokio::main]
@@ -70,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration")?;
+    let owner = cli.owner_daemonset.clone();
     let settings = Settings {
         node_name,
         config,
@@ -81,12 +87,51 @@ async fn main() -> anyhow::Result<()> {
         cli.http_addr,
         metrics.clone(),
     ));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
     tokio::select! {
-        result = runner::run(client, settings, metrics) => result.context("proxy stopped")?,
+        result = runner::run(client.clone(), settings, metrics) => result.context("proxy stopped")?,
         result = server => {
             result.context("http server task")?.context("http server")?;
         }
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping; rules stay in place"),
+        _ = tokio::signal::ctrl_c() => stopping(&client, owner.as_deref()).await?,
+        _ = terminate.recv() => stopping(&client, owner.as_deref()).await?,
+    }
+    Ok(())
+}
+
+/// On a stop signal: remove svcnet's tables if the owning DaemonSet is gone (uninstalled).
+async fn stopping(client: &kube::Client, owner: Option<&str>) -> anyhow::Result<()> {
+    let Some((namespace, name)) = owner.and_then(|o| o.split_once('/')) else {
+        tracing::info!("stopping; rules stay in place");
+        return Ok(());
+    };
+    let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        kube::Api::namespaced(client.clone(), namespace);
+    match api.get_opt(name).await {
+        Ok(Some(ds)) if ds.metadata.deletion_timestamp.is_none() => {
+            tracing::info!(daemonset = owner, "stopping; rules stay in place");
+        }
+        Ok(_) => {
+            nft::cleanup().await.context("cleanup")?;
+            tracing::info!(
+                daemonset = owner,
+                "the DaemonSet is gone: svcnet tables removed"
+            );
+        }
+        // Our ServiceAccount or its permissions went with the chart: uninstalled too.
+        Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => {
+            nft::cleanup().await.context("cleanup")?;
+            tracing::info!(
+                daemonset = owner,
+                code = e.code,
+                "our credentials are gone (uninstalled): svcnet tables removed"
+            );
+        }
+        // Unsure (the API unreachable): keep the rules, as on any other stop.
+        Err(e) => {
+            tracing::warn!(error = %e, "stopping; cannot tell whether uninstalled, rules stay")
+        }
     }
     Ok(())
 }

@@ -183,9 +183,9 @@ async fn commit(
     jobs: &[Job],
 ) -> Result<Vec<Result<Output, Denial>>, Error> {
     for _ in 0..ATTEMPTS {
-        let current = match loaded.take() {
-            Some(current) => current,
-            None => read(api).await?,
+        let (current, fresh) = match loaded.take() {
+            Some(current) => (current, false),
+            None => (read(api).await?, true),
         };
         let mut book = current.book.clone();
         let mut outputs = Vec::with_capacity(jobs.len());
@@ -199,6 +199,11 @@ async fn commit(
                 }
                 Err(denial) => outputs.push(Err(denial)),
             }
+        }
+        // A denial ("already allocated", "no NodePort is free") must not come from a stale copy:
+        // another replica may have released the value since. Read the latest and decide again.
+        if !fresh && outputs.iter().any(Result::is_err) {
+            continue;
         }
         let spec = book.to_spec();
         if spec == current.book.to_spec() {

@@ -80,8 +80,11 @@ pub async fn shared(
     names: &[String],
 ) -> Result<Material, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    if let Some(secret) = api.get_opt(name).await? {
-        return from_secret(&secret, namespace, name);
+    let existing = api.get_opt(name).await?;
+    if let Some(secret) = &existing
+        && let Ok(material) = from_secret(secret, namespace, name)
+    {
+        return Ok(material);
     }
     let material = generate(names)?;
     let data = BTreeMap::from([
@@ -98,16 +101,27 @@ pub async fn shared(
             ByteString(material.key.clone().into_bytes()),
         ),
     ]);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..ObjectMeta::default()
-        },
-        type_: Some("kubernetes.io/tls".to_owned()),
-        data: Some(data),
-        ..Secret::default()
+    // An empty Secret (the chart makes one, so uninstalling removes it) is filled in, guarded by its
+    // resourceVersion; otherwise it is created.
+    let written = match existing {
+        Some(mut secret) => {
+            secret.data = Some(data);
+            api.replace(name, &PostParams::default(), &secret).await
+        }
+        None => {
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                type_: Some("Opaque".to_owned()),
+                data: Some(data),
+                ..Secret::default()
+            };
+            api.create(&PostParams::default(), &secret).await
+        }
     };
-    match api.create(&PostParams::default(), &secret).await {
+    match written {
         Ok(_) => {
             tracing::info!(secret = %format!("{namespace}/{name}"), "stored a new webhook CA and certificate");
             Ok(material)

@@ -3,6 +3,7 @@
 //! pod CIDR, the test server on its container ports), probes readiness, reports status and honours
 //! graceful deletion. It also relays the apiserver into the node namespace.
 
+pub mod binaries;
 pub mod ipam;
 pub mod node;
 pub mod pods;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::AgentConfig;
+use super::binaries;
 use super::ipam::PodIpam;
 use super::probe::{self, Tracker};
 use super::sandbox::{self, SandboxNames};
@@ -55,6 +56,8 @@ struct Running {
     /// The test server and the probe loops; dropping the sets stops them.
     servers: JoinSet<()>,
     probes: JoinSet<()>,
+    /// Containers of svcnet's image, running the local binaries; dropping the set stops them.
+    binaries: JoinSet<()>,
     probed: HashSet<String>,
     runtime: PodRuntime,
     /// When the current grace period ends; a later, shorter one moves it earlier.
@@ -99,6 +102,15 @@ fn host_network(pod: &Pod) -> bool {
 }
 
 /// Every (protocol, port) the pod's containers declare; SCTP is not served.
+/// The pod without its containers of svcnet's image (they run the real binaries, not the test server).
+fn without_svcnet_containers(pod: &Pod) -> Pod {
+    let mut pod = pod.clone();
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers.retain(|c| !binaries::is_svcnet(c));
+    }
+    pod
+}
+
 fn container_ports(pod: &Pod) -> Vec<(Protocol, u16)> {
     let mut ports: Vec<(Protocol, u16)> = pod
         .spec
@@ -237,6 +249,11 @@ impl Agent {
             Duration::from_secs(u64::try_from(secs).unwrap_or(0))
         });
         if let Some(grace) = grace {
+            // As the kubelet does: SIGTERM to svcnet's processes at once (dropping their supervisors),
+            // the pod goes when the grace period ends.
+            if !running.binaries.is_empty() {
+                running.binaries = JoinSet::new();
+            }
             let deadline = tokio::time::Instant::now() + grace;
             if running
                 .grace_deadline
@@ -302,6 +319,7 @@ impl Agent {
             identity: None,
             servers: JoinSet::new(),
             probes: JoinSet::new(),
+            binaries: JoinSet::new(),
             probed: HashSet::new(),
             runtime: PodRuntime {
                 ips,
@@ -319,6 +337,13 @@ impl Agent {
             .unwrap_or_default();
         if !self.cfg.simulated {
             if let Err(e) = self.start_network(pod, &uid, host, &mut running).await {
+                self.release(&running);
+                if running.sandbox.is_some() {
+                    self.remove_leftover_sandbox(&uid).await;
+                }
+                return Err(e);
+            }
+            if let Err(e) = self.start_binaries(pod, &uid, host, &mut running).await {
                 self.release(&running);
                 if running.sandbox.is_some() {
                     self.remove_leftover_sandbox(&uid).await;
@@ -376,7 +401,8 @@ impl Agent {
                 .map_err(|e| Error::invalid("sandbox task", e))??;
             names.netns
         };
-        let ports = container_ports(pod);
+        // svcnet's own containers bind their ports themselves.
+        let ports = container_ports(&without_svcnet_containers(pod));
         let bound = netns::within_async(&serve_in, move || {
             ports
                 .into_iter()
@@ -388,6 +414,65 @@ impl Agent {
         let identity = Identity::new(&name);
         running.servers = testserver::serve(bound, identity.clone())?;
         running.identity = Some(identity);
+        Ok(())
+    }
+
+    /// Containers of svcnet's image: the local binaries, with the pod's ServiceAccount credentials.
+    async fn start_binaries(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        host: bool,
+        running: &mut Running,
+    ) -> Result<()> {
+        let containers: Vec<_> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter(|c| binaries::is_svcnet(c))
+            .cloned()
+            .collect();
+        if containers.is_empty() {
+            return Ok(());
+        }
+        let netns = match &running.sandbox {
+            Some(names) if !host => names.netns.clone(),
+            _ => self.cfg.netns.clone(),
+        };
+        let facts = binaries::PodFacts {
+            node_name: self.cfg.node_name.clone(),
+            pod_ip: running
+                .ips
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            host_ip: self.cfg.node_ipv4(),
+        };
+        let server = format!("https://{}:{}", crate::addresses::API_V4, self.cfg.api_port);
+        let ca = std::fs::read_to_string(self.cfg.state.pki().join("ca.crt"))?;
+        let kubeconfig = binaries::kubeconfig(&self.client, pod, &server, &ca).await?;
+        let dir = self.cfg.state.root.join("pod-credentials");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{uid}.kubeconfig"));
+        std::fs::write(&path, kubeconfig)?;
+        let bin_dir = binaries::bin_dir();
+        for c in &containers {
+            let launch = binaries::launch(pod, c, &facts, &bin_dir)?;
+            let log = format!(
+                "pod-{}-{}-{}",
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                c.name
+            );
+            tracing::info!(pod = %pod_ref(pod), container = c.name, program = %launch.program.display(), "starting svcnet's binary");
+            running.binaries.spawn(binaries::supervise(
+                launch,
+                netns.clone(),
+                path.clone(),
+                self.cfg.state.clone(),
+                log,
+            ));
+        }
         Ok(())
     }
 
@@ -404,6 +489,13 @@ impl Agent {
             return;
         };
         self.writer.forget(uid);
+        let _ = std::fs::remove_file(
+            self.cfg
+                .state
+                .root
+                .join("pod-credentials")
+                .join(format!("{uid}.kubeconfig")),
+        );
         if let Some(names) = running.sandbox.clone() {
             let state = self.cfg.state.clone();
             let destroyed =

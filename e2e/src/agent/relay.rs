@@ -45,3 +45,36 @@ pub async fn start(netns_name: &str, listen: SocketAddr, target: SocketAddr) -> 
         }
     })))
 }
+
+/// The other way round: listens on `listen` in the root namespace and pipes every connection to
+/// `target` as seen from inside `netns_name` (e.g. a Service address, through that node's svcnet-proxy
+/// rules). How the apiserver, which runs in the root namespace, reaches a webhook served by pods.
+pub async fn start_into(listen: SocketAddr, netns_name: &str, target: SocketAddr) -> Result<Relay> {
+    let listener = TcpListener::bind(listen).await?;
+    let netns_name = netns_name.to_owned();
+    Ok(Relay(tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            let netns_name = netns_name.clone();
+            tokio::spawn(async move {
+                let connected = netns::within_async(&netns_name, move || {
+                    let s = std::net::TcpStream::connect_timeout(
+                        &target,
+                        std::time::Duration::from_secs(5),
+                    )?;
+                    s.set_nonblocking(true)?;
+                    Ok(s)
+                })
+                .await;
+                match connected.and_then(|s| Ok(TcpStream::from_std(s)?)) {
+                    Ok(mut upstream) => {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
+                    }
+                    Err(e) => tracing::warn!(%target, error = %e, "relay could not connect"),
+                }
+            });
+        }
+    })))
+}

@@ -78,6 +78,17 @@ enum Command {
         #[arg(long)]
         to: std::net::SocketAddr,
     },
+    /// Relay connections to `listen` (root namespace) to `to` as seen from inside a node's namespace
+    /// (e.g. the webhook Service's ClusterIP, so the apiserver reaches a webhook run as pods).
+    RelayInto {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// node-1, node-2, ...
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        to: std::net::SocketAddr,
+    },
     /// Ask `whoami` of an address from a node (node-1, ...) or from `outside`; prints the pod that
     /// answered and the client address it saw.
     Probe {
@@ -204,6 +215,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::ApiRelay { netns, listen, to } => {
             let _relay = svcnet_e2e::agent::relay::start(&netns, listen, to).await?;
+            tokio::signal::ctrl_c().await?;
+        }
+        Command::RelayInto { listen, node, to } => {
+            let inv = state.load()?.context("no cluster")?;
+            let netns = inv
+                .nodes
+                .iter()
+                .find(|n| n.name == node)
+                .map(|n| n.netns.clone())
+                .context("no such node")?;
+            let _relay = svcnet_e2e::agent::relay::start_into(listen, &netns, to).await?;
             tokio::signal::ctrl_c().await?;
         }
         Command::Probe { from, target, udp } => {

@@ -176,6 +176,9 @@ pub fn start_addon(
     node: Option<&str>,
     command: &[String],
 ) -> Result<()> {
+    // Tests start and stop addons from several threads and processes: one change to the inventory
+    // at a time, or a record is lost and its process outlives `down`.
+    let _lock = state.lock()?;
     let mut inv = state
         .load()?
         .ok_or_else(|| Error::invalid("addon", "no cluster is up"))?;
@@ -208,6 +211,7 @@ pub fn start_addon(
 
 /// Stops the addon(s) named `name` (by recorded pid) and drops them from the inventory.
 pub fn stop_addon(state: &StateDir, name: &str) -> Result<()> {
+    let _lock = state.lock()?;
     let mut inv = state
         .load()?
         .ok_or_else(|| Error::invalid("addon", "no cluster is up"))?;

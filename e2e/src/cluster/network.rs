@@ -122,7 +122,9 @@ pub fn create_outside(state: &StateDir, inv: &mut Inventory) -> Result<()> {
     )
 }
 
-/// Routes every pod CIDR through its node, in every node namespace and in the outside namespace.
+/// Routes every pod CIDR through its node, in every node namespace, in the outside namespace and in
+/// the fabric (which holds the apiserver relay, so pods' own API clients get their answers; the fabric
+/// still forwards nothing).
 pub fn add_pod_routes(inv: &Inventory) -> Result<()> {
     let mut sources: Vec<(&str, Option<u8>)> = inv
         .nodes
@@ -131,6 +133,9 @@ pub fn add_pod_routes(inv: &Inventory) -> Result<()> {
         .collect();
     if let Some(outside) = inv.outside_netns.as_deref() {
         sources.push((outside, None));
+    }
+    if let Some(fabric) = inv.fabric_netns.as_deref() {
+        sources.push((fabric, None));
     }
     for (ns, own) in sources {
         for node in inv.nodes.iter().filter(|n| Some(n.index) != own) {

@@ -4,6 +4,7 @@
 pub mod addons;
 pub mod client;
 pub mod crds;
+pub mod install;
 pub mod namespace;
 pub mod pods;
 pub mod prober;

@@ -2,9 +2,25 @@
 
 use std::fmt::Write as _;
 
+/// The test server's image lines. On the local cluster the node agent serves any image itself; where
+/// pods run real images (kind), `SVCNET_TESTSERVER_IMAGE` names one carrying `svcnet-testserver`.
+fn image() -> String {
+    match std::env::var("SVCNET_TESTSERVER_IMAGE") {
+        Ok(image) => format!(
+            "        image: {image}
+        command: [svcnet-testserver, --tcp=8080, --udp=8081]
+        env:
+        - name: POD_NAME
+          valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }}"
+        ),
+        Err(_) => "        image: svcnet.dev/testserver:local".to_owned(),
+    }
+}
+
 /// A Deployment `name` (label `app=name`) of the test server on 8080/TCP (`http`) and 8081/UDP
 /// (`udp`). With `probe`, pods are Ready once GET /healthz answers; without, once started.
 pub fn deployment(name: &str, replicas: u32, probe: bool, grace: u32) -> String {
+    let image = image();
     let mut yaml = format!(
         "apiVersion: apps/v1
 kind: Deployment
@@ -18,7 +34,7 @@ spec:
       terminationGracePeriodSeconds: {grace}
       containers:
       - name: server
-        image: svcnet.dev/testserver:local
+{image}
         ports:
         - {{ name: http, containerPort: 8080, protocol: TCP }}
         - {{ name: udp, containerPort: 8081, protocol: UDP }}
