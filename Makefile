@@ -79,6 +79,10 @@ bench-allocator: ## Allocator benchmark side by side with upstream (docs/benchma
 bench-endpointslice: ## EndpointSlice controller vs upstream (docs/benchmarks.md)
 	bash bench/endpointslice/run.sh
 
+.PHONY: bench-webhook
+bench-webhook: ## Service creations through the allocation webhook (1 and 2 replicas) vs none (docs/benchmarks.md)
+	bash bench/webhook/run.sh
+
 .PHONY: demo
 demo: cluster-up ## Local cluster + svcnet + the quickstart: requests answered through ClusterIP and NodePort
 	bash scripts/demo.sh

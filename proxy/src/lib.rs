@@ -8,6 +8,7 @@
 //! See docs/proxy-ruleset.md for the table layout and why it looks the way it does.
 
 mod compile;
+pub mod conntrack;
 pub mod endpoints;
 mod error;
 pub mod from_kube;

@@ -182,7 +182,7 @@ async fn commit(
     loaded: &mut Option<Loaded>,
     jobs: &[Job],
 ) -> Result<Vec<Result<Output, Denial>>, Error> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         let (current, fresh) = match loaded.take() {
             Some(current) => (current, false),
             None => (read(api).await?, true),
@@ -229,8 +229,11 @@ async fn commit(
                 });
                 return Ok(outputs);
             }
-            // Another replica wrote first: read its version (loaded stays empty) and redo.
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            // Another replica wrote first: read its version (loaded stays empty) and redo, after a
+            // short random pause so two replicas stop colliding in step.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                tokio::time::sleep(jitter(attempt)).await;
+            }
             Err(e) => {
                 *loaded = Some(current);
                 return Err(e.into());
@@ -238,4 +241,13 @@ async fn commit(
         }
     }
     Err(Error::Contended(ATTEMPTS))
+}
+
+/// Up to 2 ms per attempt so far (at most 40 ms), drawn afresh each time.
+fn jitter(attempt: usize) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_usize(attempt);
+    let bound = (2 * (attempt as u64 + 1)).min(40);
+    std::time::Duration::from_millis(hasher.finish() % bound)
 }

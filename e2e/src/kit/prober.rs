@@ -104,12 +104,18 @@ impl Prober {
 
     /// Sends a `whoami` datagram and returns the answer.
     pub async fn udp(&self, target: SocketAddr) -> Result<Reply> {
+        self.udp_from(target, 0).await
+    }
+
+    /// Like [`udp`](Self::udp) from source port `port` (0: any): every datagram from one port is
+    /// one conntrack flow, as a DNS client or a statsd sender keeps.
+    pub async fn udp_from(&self, target: SocketAddr, port: u16) -> Result<Reply> {
         let timeout = self.timeout;
         let text = netns::within_async(&self.netns, move || {
             let bind: SocketAddr = if target.is_ipv4() {
-                "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+                SocketAddr::from(([0, 0, 0, 0], port))
             } else {
-                "[::]:0".parse().map_err(std::io::Error::other)?
+                SocketAddr::from(([0u16; 8], port))
             };
             let socket = UdpSocket::bind(bind)?;
             socket.set_read_timeout(Some(timeout))?;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub sync_failures: Family<SyncLabels, Counter>,
     /// Lines (nft commands) of the last transaction applied.
     pub transaction_lines: Family<SyncLabels, Gauge>,
+    /// UDP conntrack deletions run for endpoints that went away.
+    pub conntrack_deletions: Counter,
     /// Healthy while the last sync succeeded.
     pub healthy: AtomicBool,
     registry: Registry,
@@ -56,10 +58,17 @@ impl Metrics {
             "nft commands in the last transaction applied",
             transaction_lines.clone(),
         );
+        let conntrack_deletions = Counter::default();
+        r.register(
+            "conntrack_deletions",
+            "UDP conntrack deletions (one endpoint, one destination each) for endpoints that went away",
+            conntrack_deletions.clone(),
+        );
         Arc::new(Metrics {
             sync_seconds,
             sync_failures,
             transaction_lines,
+            conntrack_deletions,
             healthy: AtomicBool::new(false),
             registry,
         })

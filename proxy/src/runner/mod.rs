@@ -115,6 +115,8 @@ pub async fn run(
     tracing::info!("caches synced");
 
     let mut committed: Vec<Option<Committed>> = vec![None; settings.families.len()];
+    // The state last programmed per family, for the UDP flows a sync leaves stale.
+    let mut programmed: Vec<Option<crate::model::State>> = vec![None; settings.families.len()];
     let mut health_checks = health_check::HealthChecks::default();
     loop {
         let started = Instant::now();
@@ -132,6 +134,7 @@ pub async fn run(
             }
             let (transaction, next) = compile(&desired, committed[i].as_ref());
             if transaction.is_empty() {
+                programmed[i] = Some(desired);
                 continue;
             }
             let full = committed[i].is_none();
@@ -158,6 +161,15 @@ pub async fn run(
                         "synced"
                     );
                     committed[i] = Some(next);
+                    // After the rules: new packets of a deleted flow must find the new endpoints.
+                    if let Some(before) = &programmed[i] {
+                        let stale = crate::conntrack::stale_udp_flows(before, &desired);
+                        if !stale.is_empty() {
+                            nft::delete_stale_flows(&stale).await;
+                            metrics.conntrack_deletions.inc_by(stale.len() as u64);
+                        }
+                    }
+                    programmed[i] = Some(desired);
                 }
                 Err(e) => {
                     metrics.sync_failures.get_or_create(&labels).inc();

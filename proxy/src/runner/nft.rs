@@ -51,3 +51,29 @@ pub async fn cleanup() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Deletes UDP conntrack entries DNATed to endpoints that are gone, through the `conntrack` tool (one
+/// call per endpoint and destination). Exit status 1 with nothing deleted is normal; a missing tool or
+/// another failure is logged and the sync goes on (the rules are right; only old flows linger).
+pub async fn delete_stale_flows(flows: &[crate::conntrack::StaleFlows]) {
+    for f in flows {
+        let args = crate::conntrack::delete_args(f);
+        match Command::new("conntrack")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+        {
+            Ok(out) if out.status.success() || out.status.code() == Some(1) => {
+                tracing::info!(args = ?args, "stale UDP flows deleted");
+            }
+            Ok(out) => tracing::warn!(
+                args = ?args,
+                error = %String::from_utf8_lossy(&out.stderr).trim(),
+                "conntrack failed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot run conntrack"),
+        }
+    }
+}
