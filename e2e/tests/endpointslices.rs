@@ -66,6 +66,43 @@ async fn slices_follow_a_deployment_scaled_0_to_250_to_3() -> Result<()> {
 
 #[tokio::test]
 #[ignore = "needs the local cluster: run `make test-e2e`"]
+async fn a_rolling_update_ends_with_exactly_the_new_pods() -> Result<()> {
+    let client = connect().await?;
+    with_namespace(&client, "rolling", |ns| async move {
+        ns.apply_yaml(&deployment("web", 3, true, 0)).await?;
+        ns.apply_yaml(&service("web", "web", &[])).await?;
+        let slices = ns.api::<EndpointSlice>();
+        let before = wait_endpoints(&slices, "web", "3 ready endpoints", TIMEOUT, |e| {
+            e.ready_count() == 3
+        })
+        .await?;
+        let old: Vec<String> = before.endpoints.values().filter_map(|v| v.pod.clone()).collect();
+        // A new pod template: the Deployment replaces every pod, a few at a time.
+        ns.api::<Deployment>()
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({
+                    "spec": { "template": { "metadata": { "annotations": { "e2e.svcnet.dev/rev": "2" } } } }
+                })),
+            )
+            .await?;
+        let after = wait_endpoints(&slices, "web", "3 ready endpoints, all new pods", TIMEOUT, |e| {
+            e.endpoints.len() == 3
+                && e.ready_count() == 3
+                && e.endpoints
+                    .values()
+                    .all(|v| v.pod.as_ref().is_some_and(|p| !old.contains(p)))
+        })
+        .await?;
+        assert!(after.duplicates.is_empty(), "duplicates: {:?}", after.duplicates);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn conditions_follow_readiness_and_graceful_termination() -> Result<()> {
     let client = connect().await?;
     with_namespace(&client, "conditions", |ns| async move {
