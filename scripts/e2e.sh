@@ -22,10 +22,6 @@ addon_only=(
   --skip restarting_the_proxy
 )
 
-# Skipped in both phases until understood: on the first run after a fresh cluster, node-1's proxy
-# sometimes never sees the removed endpoint and the client's stale UDP flow survives (later runs pass).
-flaky=(--skip a_udp_client_keeping_its_port_moves_on)
-
 status=0
 phase() {
   local name="$1" install="$2"
@@ -33,7 +29,7 @@ phase() {
   echo "== e2e phase: $name" >&2
   if "$cluster" up --hyperkube "$SVCNET_HYPERKUBE" ${E2E_CLUSTER_FLAGS:-} && bash "$install"; then
     cargo test -p svcnet-e2e --tests --no-fail-fast -- --ignored --skip down_leaves \
-      --skip helm_uninstall "${flaky[@]}" "$@" || status=$?
+      --skip helm_uninstall "$@" || status=$?
     if [ "$name" = helm ]; then
       cargo test -p svcnet-e2e --test helm_uninstall -- --ignored || status=$?
     fi

@@ -134,6 +134,9 @@ pub async fn run(
             }
             let (transaction, next) = compile(&desired, committed[i].as_ref());
             if transaction.is_empty() {
+                // The rules need nothing, but an endpoint may still have gone (a terminating one the
+                // rules already skipped): its UDP flows go now.
+                clear_stale_udp(programmed[i].as_ref(), &desired, &metrics).await;
                 programmed[i] = Some(desired);
                 continue;
             }
@@ -162,13 +165,7 @@ pub async fn run(
                     );
                     committed[i] = Some(next);
                     // After the rules: new packets of a deleted flow must find the new endpoints.
-                    if let Some(before) = &programmed[i] {
-                        let stale = crate::conntrack::stale_udp_flows(before, &desired);
-                        if !stale.is_empty() {
-                            nft::delete_stale_flows(&stale).await;
-                            metrics.conntrack_deletions.inc_by(stale.len() as u64);
-                        }
-                    }
+                    clear_stale_udp(programmed[i].as_ref(), &desired, &metrics).await;
                     programmed[i] = Some(desired);
                 }
                 Err(e) => {
@@ -188,5 +185,19 @@ pub async fn run(
         // Rate limit: coalesce what arrives within the period after the last sync began.
         let next_allowed = started + settings.min_sync_period;
         tokio::time::sleep_until(next_allowed.into()).await;
+    }
+}
+
+/// Deletes the UDP conntrack entries of endpoints that were listed in `before` and no longer serve.
+async fn clear_stale_udp(
+    before: Option<&crate::model::State>,
+    after: &crate::model::State,
+    metrics: &metrics::Metrics,
+) {
+    let Some(before) = before else { return };
+    let stale = crate::conntrack::stale_udp_flows(before, after);
+    if !stale.is_empty() {
+        nft::delete_stale_flows(&stale).await;
+        metrics.conntrack_deletions.inc_by(stale.len() as u64);
     }
 }
