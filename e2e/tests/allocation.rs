@@ -46,12 +46,7 @@ async fn wait_main_ready(client: &kube::Client) -> Result<()> {
 }
 
 async fn wait_ready(port: u16) -> Result<()> {
-    poll_until(
-        &format!("controller on :{port} ready"),
-        TIMEOUT,
-        || async move { http_get(port, "/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) },
-    )
-    .await
+    svcnet_e2e::kit::install::wait_addon_ready(port, TIMEOUT).await
 }
 
 async fn book(client: &kube::Client) -> Result<Book> {

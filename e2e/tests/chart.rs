@@ -15,20 +15,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The directory holding the pinned kubectl and helm (scripts/install-tools.sh installs them).
-fn tools() -> Result<PathBuf> {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/install-tools.sh"))
-        .output()?;
-    if !out.status.success() {
-        return Err(svcnet_e2e::Error::invalid(
-            "scripts/install-tools.sh",
-            String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
 fn run(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<String> {
     use std::io::Write;
     let mut child = Command::new(program)
@@ -60,7 +46,7 @@ fn run(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<String> {
 async fn the_rendered_chart_passes_a_server_side_dry_run() -> Result<()> {
     let client = connect().await?;
     crds::install(&client).await?;
-    let bin = tools()?;
+    let bin = svcnet_e2e::kit::install::tools_dir()?;
     with_namespace(&client, "chart", |ns| async move {
         let chart = repo().join("charts/svcnet");
         let rendered = run(

@@ -3,7 +3,6 @@
 //! their tables when they stop because their DaemonSet is gone). Run by scripts/e2e.sh at the end of the
 //! Helm phase (it uninstalls), with SVCNET_INSTALL=helm.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,14 +17,6 @@ use svcnet_e2e::kit::topology::Topology;
 use svcnet_e2e::wait::poll_until;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn helm() -> Result<PathBuf> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/install-tools.sh"))
-        .output()?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("helm"))
-}
 
 fn svcnet_tables(netns: &str) -> Result<String> {
     let out = Command::new("ip")
@@ -54,7 +45,7 @@ async fn helm_uninstall_leaves_nothing_behind() -> Result<()> {
             node.name
         );
     }
-    let status = Command::new(helm()?)
+    let status = Command::new(svcnet_e2e::kit::install::tools_dir()?.join("helm"))
         .args([
             "uninstall",
             HELM_RELEASE,

@@ -167,6 +167,7 @@ pub async fn run(allocation: Allocation) {
         holders: Holders::default(),
         memory: Memory::default(),
         reported: BTreeSet::new(),
+        service_cidrs: Vec::new(),
     };
     let mut relisting: Option<Holders> = None;
     let mut synced = false;
@@ -229,6 +230,8 @@ struct LeaderState {
     memory: Memory,
     /// (Service, reason, value) already recorded as an Event.
     reported: BTreeSet<(String, &'static str, String)>,
+    /// The apiserver's ServiceCIDRs as last read by `follow_ranges`, for the status.
+    service_cidrs: Vec<IpNet>,
 }
 
 impl LeaderState {
@@ -380,7 +383,7 @@ impl LeaderState {
     /// Moves the book to the ranges asked for, when they changed; keeps the webhook's failurePolicy
     /// in line with the configuration.
     async fn follow_ranges(&mut self) {
-        let (wanted, config, _) =
+        let (wanted, config, cidrs) =
             match desired_ranges(&self.allocation.client, &self.allocation.flags).await {
                 Ok(found) => found,
                 Err(e) => {
@@ -400,6 +403,7 @@ impl LeaderState {
                 tracing::warn!(error = %e, "cannot set the webhook's failurePolicy");
             }
         }
+        self.service_cidrs = cidrs;
         let Some(book) = self.allocation.store.book().await else {
             return;
         };
@@ -443,7 +447,7 @@ impl LeaderState {
     }
 
     /// Usage metrics, and the configuration's status when it exists.
-    async fn publish_status(&self) {
+    async fn publish_status(&mut self) {
         let Some(book) = self.allocation.store.book().await else {
             return;
         };
@@ -453,8 +457,12 @@ impl LeaderState {
         let Ok(Some(config)) = api.get_opt(CONFIG_NAME).await else {
             return;
         };
-        let cidrs = service_cidrs(&self.allocation.client).await;
-        let outside = ranges::outside(&book.ranges(), &cidrs);
+        // Read by follow_ranges on every configuration change and repair pass; here only if not yet.
+        if self.service_cidrs.is_empty() {
+            self.service_cidrs = service_cidrs(&self.allocation.client).await;
+        }
+        let cidrs = &self.service_cidrs;
+        let outside = ranges::outside(&book.ranges(), cidrs);
         let out_of_range: Vec<String> = self
             .holders
             .iter()

@@ -21,6 +21,33 @@ pub fn with_helm() -> bool {
     std::env::var("SVCNET_INSTALL").is_ok_and(|v| v == "helm")
 }
 
+/// The directory holding the pinned kubectl and helm (`scripts/install-tools.sh` installs them once).
+pub fn tools_dir() -> Result<std::path::PathBuf> {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(repo.join("scripts/install-tools.sh"))
+        .output()?;
+    if !out.status.success() {
+        return Err(crate::Error::invalid(
+            "scripts/install-tools.sh",
+            String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    Ok(std::path::PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim(),
+    ))
+}
+
+/// Waits until the controller addon serving HTTP on 127.0.0.1:`port` answers `/readyz` with 200.
+pub async fn wait_addon_ready(port: u16, timeout: Duration) -> Result<()> {
+    poll_until(
+        &format!("controller on :{port} ready"),
+        timeout,
+        || async move { http_get(port, "/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) },
+    )
+    .await
+}
+
 /// Waits until svcnet-controller is ready: the main addon's `/readyz`, or every replica of the
 /// chart's Deployment.
 pub async fn wait_controller_ready(client: &kube::Client, timeout: Duration) -> Result<()> {
@@ -39,11 +66,5 @@ pub async fn wait_controller_ready(client: &kube::Client, timeout: Duration) -> 
         })
         .await;
     }
-    let port = MAIN_CONTROLLER.1;
-    poll_until(
-        &format!("controller on :{port} ready"),
-        timeout,
-        || async move { http_get(port, "/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) },
-    )
-    .await
+    wait_addon_ready(MAIN_CONTROLLER.1, timeout).await
 }
