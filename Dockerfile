@@ -23,14 +23,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/svcnet-testserver /out/svcnet-testserver
 
 FROM debian:bookworm-slim
-# nft: svcnet-proxy programs its tables through `nft -f -`. conntrack: the conntrack CLI, for
-# inspecting flows on a node (svcnet-proxy does not clear UDP conntrack entries yet). Unpinned: the
+# nft: svcnet-proxy programs its tables through `nft -f -`. conntrack: svcnet-proxy deletes stale UDP
+# flows with it after a sync. Unpinned: the
 # bookworm versions, with their security updates, as of the build.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables conntrack \
  && rm -rf /var/lib/apt/lists/*
-# svcnet-testserver: the e2e suite's test server, for running that suite on kind (e2e/kind/run.sh).
+# svcnet-testserver: the e2e suite's test server and its traffic probe, for running that suite on kind
+# (e2e/kind/run.sh).
 COPY --from=builder /out/svcnet-controller /out/svcnet-proxy /out/svcnet-testserver /usr/local/bin/
 # No USER and no ENTRYPOINT here: the chart sets the command of each container, runs svcnet-proxy as
 # root with NET_ADMIN and NET_RAW only, and svcnet-controller as UID 65532 with no capabilities and a

@@ -2,7 +2,7 @@
 # svcnet on kind, for users with a container engine (our CI machines have none, so `make test` runs the
 # same chart on the local cluster instead; see docs/local-cluster.md). Creates the cluster from
 # kind-config.yaml, builds the image from the repository's Dockerfile, loads it into the nodes, installs
-# the chart as a user would, and runs the e2e tests that work through the API only.
+# the chart as a user would, and runs the e2e tests, sending test traffic from pods through the API.
 #
 # Usage: bash e2e/kind/run.sh            (KEEP=1 leaves the cluster up; CLUSTER=svcnet names it)
 # Needs: docker, kind, cargo; helm and kubectl come from scripts/install-tools.sh.
@@ -27,9 +27,18 @@ api="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end
   --values e2e/kind/values.yaml --set kubernetesAPI.host="$api" --wait --timeout 5m
 "$tools/kubectl" -n svcnet get pods -o wide
 
-# The tests that drive the cluster through the API only (allocation, EndpointSlices, the chart, the
-# configuration); the traffic tests use the local cluster's network namespaces as probers.
-SVCNET_INSTALL=helm SVCNET_TESTSERVER_IMAGE=ghcr.io/svcnet/svcnet:kind cargo test -p svcnet-e2e \
-  --test allocation --test endpointslices --test chart --test config_crd --test differential -- \
+# Client pods on every node: the traffic tests send through them with `kubectl exec`.
+"$tools/kubectl" apply -f e2e/kind/probers.yaml
+"$tools/kubectl" -n svcnet-e2e rollout status daemonset/svcnet-e2e-prober --timeout=3m
+
+# The same e2e tests as on the local cluster: those through the API (allocation, EndpointSlices, the
+# chart, the configuration) and the traffic tests, whose probes run in pods (SVCNET_PROBE=exec) and
+# from this host as the outside client. Left out: tests that start and stop svcnet's processes or
+# enter a node's network namespace (local cluster only), and those that need the local cluster's
+# upstream controller or its configuration.
+SVCNET_INSTALL=helm SVCNET_PROBE=exec SVCNET_TESTSERVER_IMAGE=ghcr.io/svcnet/svcnet:kind \
+  cargo test -p svcnet-e2e \
+  --test allocation --test endpointslices --test chart --test config_crd --test differential \
+  --test proxy --test proxy_udp -- \
   --ignored --skip a_burst_from_20_clients --skip with_the_webhook_down --skip max_endpoints_per_slice \
   --skip svcnet_and_upstream

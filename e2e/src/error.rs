@@ -13,6 +13,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("probe from {from} to {target}: {failure:?}: {message}")]
+    Probe {
+        from: String,
+        target: std::net::SocketAddr,
+        failure: crate::probe::Failure,
+        message: String,
+    },
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },
     #[error("kubernetes API: {0}")]

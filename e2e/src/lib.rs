@@ -11,6 +11,7 @@ pub mod error;
 pub mod inventory;
 pub mod kit;
 pub mod netns;
+pub mod probe;
 pub mod testserver;
 pub mod wait;
 

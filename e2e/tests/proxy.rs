@@ -3,19 +3,18 @@
 //! Local keeps the client address, and a Service without endpoints refuses at once.
 
 use std::collections::BTreeSet;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use svcnet_e2e::addresses::OUTSIDE_V4;
 use svcnet_e2e::kit::client::connect;
 use svcnet_e2e::kit::namespace::{TestNamespace, with_namespace};
 use svcnet_e2e::kit::pods::wait_ready;
 use svcnet_e2e::kit::prober::Prober;
 use svcnet_e2e::kit::slices::wait_endpoints;
-use svcnet_e2e::kit::topology::Topology;
+use svcnet_e2e::kit::vantage::Vantages;
 use svcnet_e2e::kit::workload::{deployment, service};
+use svcnet_e2e::probe::Failure;
 use svcnet_e2e::wait::poll_for;
 use svcnet_e2e::{Error, Result};
 
@@ -63,7 +62,7 @@ async fn pods_answering(
 #[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn cluster_ip_spreads_over_endpoints_from_nodes_and_pods_over_tcp_and_udp() -> Result<()> {
     let client = connect().await?;
-    let topology = Topology::local()?;
+    let vantages = Vantages::discover(&client).await?;
     with_namespace(&client, "clusterip", |ns| async move {
         ns.apply_yaml(&deployment("web", 3, true, 0)).await?;
         ns.apply_yaml(&service("web", "web", &[])).await?;
@@ -73,13 +72,13 @@ async fn cluster_ip_spreads_over_endpoints_from_nodes_and_pods_over_tcp_and_udp(
         })
         .await?;
         let ip = cluster_ip(&ns, "web").await?;
-        let node = Prober::from_netns(topology.nodes()[0].netns.as_str());
+        let node = vantages.from_any_node()?;
         let all: BTreeSet<String> = pods.iter().map(|p| p.name.clone()).collect();
         assert_eq!(
             pods_answering(&node, SocketAddr::new(ip, 80), 3).await?,
             all
         );
-        let from_pod = Prober::from_netns(topology.pod_netns(&pods[0].uid));
+        let from_pod = vantages.from_pod(&ns.name, &pods[0]);
         assert!(
             !pods_answering(&from_pod, SocketAddr::new(ip, 80), 1)
                 .await?
@@ -96,7 +95,7 @@ async fn cluster_ip_spreads_over_endpoints_from_nodes_and_pods_over_tcp_and_udp(
 #[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn nodeport_answers_from_outside_and_local_policy_keeps_the_client_address() -> Result<()> {
     let client = connect().await?;
-    let topology = Topology::local()?;
+    let vantages = Vantages::discover(&client).await?;
     with_namespace(&client, "nodeport", |ns| async move {
         ns.apply_yaml(&deployment("np", 1, false, 0)).await?;
         ns.apply_yaml(&service("np", "np", &["type: NodePort"]))
@@ -112,33 +111,23 @@ async fn nodeport_answers_from_outside_and_local_policy_keeps_the_client_address
             e.ready_count() == 1
         })
         .await?;
-        let outside = Prober::from_netns(topology.outside_netns()?);
-        let other = topology
-            .nodes()
-            .iter()
-            .find(|n| n.name != pod.node)
-            .ok_or_else(|| Error::invalid("cluster", "one node only"))?;
-        let own = topology.node(&pod.node)?;
+        let outside = vantages.from_outside()?;
+        let other_ip = vantages.other_node(&pod.node)?.v4()?;
+        let own_ip = vantages.node(&pod.node)?.v4()?;
 
         // Policy Cluster: any node answers, the client address is masqueraded.
         let port = node_port(&ns, "np").await?;
-        let target = SocketAddr::new(
-            other.ipv4.parse().map_err(|e| Error::invalid("ip", e))?,
-            port,
-        );
-        let seen = pods_answering(&outside, target, 1).await?;
+        let seen = pods_answering(&outside, SocketAddr::new(other_ip, port), 1).await?;
         assert!(seen.contains(&pod.name));
 
         // Policy Local: the pod's node answers with the client's own address kept.
         let port = node_port(&ns, "local").await?;
-        let own_ip: IpAddr = own.ipv4.parse().map_err(|e| Error::invalid("ip", e))?;
         let reply = poll_for("the Local NodePort to answer", TIMEOUT, || async {
             outside.tcp(SocketAddr::new(own_ip, port)).await.ok()
         })
         .await?;
-        assert_eq!(reply.client.ip(), IpAddr::V4(OUTSIDE_V4));
+        assert_eq!(reply.client.ip(), vantages.outside_address(own_ip)?);
         // ...and a node without a local endpoint drops it.
-        let other_ip: IpAddr = other.ipv4.parse().map_err(|e| Error::invalid("ip", e))?;
         let quick = outside.clone().with_timeout(Duration::from_secs(1));
         assert!(quick.tcp(SocketAddr::new(other_ip, port)).await.is_err());
         Ok(())
@@ -150,18 +139,17 @@ async fn nodeport_answers_from_outside_and_local_policy_keeps_the_client_address
 #[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn service_without_endpoints_refuses_at_once() -> Result<()> {
     let client = connect().await?;
-    let topology = Topology::local()?;
+    let vantages = Vantages::discover(&client).await?;
     with_namespace(&client, "no-endpoints", |ns| async move {
         ns.apply_yaml(&service("nobody", "nobody", &[])).await?;
         let ip = cluster_ip(&ns, "nobody").await?;
-        let node = Prober::from_netns(topology.nodes()[0].netns.as_str());
+        let node = vantages.from_any_node()?;
         poll_for("connection refused", TIMEOUT, || async {
             match node.tcp(SocketAddr::new(ip, 80)).await {
-                Err(Error::Netns { source, .. })
-                    if source.kind() == ErrorKind::ConnectionRefused =>
-                {
-                    Some(())
-                }
+                Err(Error::Probe {
+                    failure: Failure::Refused,
+                    ..
+                }) => Some(()),
                 _ => None,
             }
         })

@@ -12,8 +12,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use svcnet_e2e::kit::client::connect;
 use svcnet_e2e::kit::namespace::with_namespace;
-use svcnet_e2e::kit::prober::Prober;
-use svcnet_e2e::kit::topology::Topology;
+use svcnet_e2e::kit::vantage::Vantages;
+use svcnet_e2e::kit::workload::testserver_image;
 use svcnet_e2e::wait::poll_for;
 use svcnet_e2e::{Error, Result};
 
@@ -24,6 +24,7 @@ const CLIENT_PORT: u16 = 40053;
 /// Two Deployments of one pod each behind one UDP Service, so either can be removed on its own (a
 /// replacement pod could reuse the removed pod's address and hide a stale flow).
 fn manifests() -> String {
+    let image = testserver_image();
     let deployment = |name: &str| {
         format!(
             "apiVersion: apps/v1
@@ -38,7 +39,7 @@ spec:
       terminationGracePeriodSeconds: 0
       containers:
       - name: server
-        image: svcnet.dev/testserver:local
+{image}
         ports:
         - {{ name: udp, containerPort: 8081, protocol: UDP }}
 ---
@@ -63,8 +64,7 @@ spec:
 #[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn a_udp_client_keeping_its_port_moves_on_when_its_endpoint_goes() -> Result<()> {
     let client = connect().await?;
-    let topology = Topology::local()?;
-    let node = topology.node("node-1")?.clone();
+    let vantages = Vantages::discover(&client).await?;
     with_namespace(&client, "udp-flows", |ns| async move {
         for doc in manifests().split("---\n").filter(|d| !d.trim().is_empty()) {
             ns.apply_yaml(doc).await?;
@@ -78,7 +78,9 @@ async fn a_udp_client_keeping_its_port_moves_on_when_its_endpoint_goes() -> Resu
             .and_then(|ip| ip.parse().ok())
             .ok_or_else(|| Error::invalid("dns", "no clusterIP"))?;
         let target = SocketAddr::new(ip, 53);
-        let prober = Prober::from_netns(&node.netns).with_timeout(Duration::from_millis(500));
+        let prober = vantages
+            .from_any_node()?
+            .with_timeout(Duration::from_millis(500));
         // Both pods serve before the client settles on one (its first answer fixes its flow).
         let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
         poll_for("both pods answering", TIMEOUT, || async {

@@ -10,4 +10,5 @@ pub mod pods;
 pub mod prober;
 pub mod slices;
 pub mod topology;
+pub mod vantage;
 pub mod workload;

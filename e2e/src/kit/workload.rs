@@ -2,9 +2,10 @@
 
 use std::fmt::Write as _;
 
-/// The test server's image lines. On the local cluster the node agent serves any image itself; where
-/// pods run real images (kind), `SVCNET_TESTSERVER_IMAGE` names one carrying `svcnet-testserver`.
-fn image() -> String {
+/// The test server's image lines (indented for a container of a pod template), serving 8080/TCP and
+/// 8081/UDP. On the local cluster the node agent serves any image itself; where pods run real images
+/// (kind), `SVCNET_TESTSERVER_IMAGE` names one carrying `svcnet-testserver`.
+pub fn testserver_image() -> String {
     match std::env::var("SVCNET_TESTSERVER_IMAGE") {
         Ok(image) => format!(
             "        image: {image}
@@ -20,7 +21,7 @@ fn image() -> String {
 /// A Deployment `name` (label `app=name`) of the test server on 8080/TCP (`http`) and 8081/UDP
 /// (`udp`). With `probe`, pods are Ready once GET /healthz answers; without, once started.
 pub fn deployment(name: &str, replicas: u32, probe: bool, grace: u32) -> String {
-    let image = image();
+    let image = testserver_image();
     let mut yaml = format!(
         "apiVersion: apps/v1
 kind: Deployment
