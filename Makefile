@@ -75,6 +75,10 @@ bench: ## Benchmarks (figures go to docs/benchmarks.md by hand)
 bench-allocator: ## Allocator benchmark side by side with upstream (docs/benchmarks.md)
 	bash bench/allocator-vs-upstream.sh
 
+.PHONY: bench-proxy
+bench-proxy: ## svcnet-proxy vs upstream kube-proxy (nftables) at 1k/10k/30k Services (docs/benchmarks.md)
+	bash bench/proxy/run.sh
+
 .PHONY: bench-endpointslice
 bench-endpointslice: ## EndpointSlice controller vs upstream (docs/benchmarks.md)
 	bash bench/endpointslice/run.sh

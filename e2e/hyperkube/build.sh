@@ -12,6 +12,10 @@
 #
 # GOCACHE / GOMODCACHE are left at their defaults (outside the repo) so a
 # cache miss is still an incremental Go build.
+#
+# BUILD_PACKAGE=k8s.io/kubernetes/cmd/kube-proxy builds that upstream main
+# package alone instead (the same module, flags and cache scheme; the binary
+# is named after the package), for benchmarks that run one component by itself.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +48,12 @@ export CGO_ENABLED=0
 # and fails in a checkout without commits.
 buildflags=(-trimpath -buildvcs=false)
 recipe="CGO_ENABLED=${CGO_ENABLED} GOOS=$("$GO" env GOOS) GOARCH=$("$GO" env GOARCH) ${buildflags[*]} -ldflags=${ldflags}"
+package="${BUILD_PACKAGE:-.}"
+name=hyperkube
+if [[ "$package" != . ]]; then
+  name="$(basename "$package")"
+  recipe+=" package=${package}"
+fi
 
 key="$(
   {
@@ -56,8 +66,8 @@ key="$(
 )"
 
 cache_root="${SVCNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/svcnet}"
-out_dir="${cache_root}/hyperkube-${key:0:16}"
-out="${out_dir}/hyperkube"
+out_dir="${cache_root}/${name}-${key:0:16}"
+out="${out_dir}/${name}"
 
 if [[ -x "$out" ]]; then
   echo "build.sh: cache hit ${out}" >&2
@@ -66,12 +76,12 @@ if [[ -x "$out" ]]; then
 fi
 
 mkdir -p "$out_dir"
-tmp="$(mktemp "${out_dir}/.hyperkube.XXXXXX")"
+tmp="$(mktemp "${out_dir}/.${name}.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 
-echo "build.sh: building hyperkube ${KUBE_VERSION} ($("$GO" version)) -> ${out}" >&2
+echo "build.sh: building ${name} ${KUBE_VERSION} ($("$GO" version)) -> ${out}" >&2
 start=$SECONDS
-"$GO" build "${buildflags[@]}" -ldflags="$ldflags" -o "$tmp" . >&2
+"$GO" build "${buildflags[@]}" -ldflags="$ldflags" -o "$tmp" "$package" >&2
 chmod 0755 "$tmp"
 mv -f "$tmp" "$out"   # atomic within the same directory
 trap - EXIT

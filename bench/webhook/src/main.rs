@@ -4,7 +4,6 @@
 //! puts the setups side by side.
 
 mod measure;
-mod prom;
 mod report;
 
 use std::path::PathBuf;

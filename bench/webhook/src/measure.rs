@@ -19,7 +19,7 @@ use serde_json::json;
 use svcnet_e2e::inventory::StateDir;
 use svcnet_e2e::kit::addons::http_get;
 
-use crate::prom::{self, Buckets, Sample};
+use svcnet_bench_common::prom::{self, Buckets, Sample};
 
 /// The webhook's name in svcnet's MutatingWebhookConfiguration (as the apiserver labels its metrics).
 const WEBHOOK_NAME: &str = "services.svcnet.dev";

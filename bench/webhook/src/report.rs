@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use svcnet_bench_common::doc::splice;
+
 use crate::measure::{BucketQuantile, HistogramStats, Results};
 
 const SECTION: &str = "## Allocation webhook";
@@ -611,62 +613,16 @@ pub fn run(results: &[PathBuf], header: &str, doc: Option<&Path>) -> Result<()> 
     print!("{generated}");
     if let Some(doc) = doc {
         let text = std::fs::read_to_string(doc).unwrap_or_default();
-        std::fs::write(doc, splice(&text, &generated))
+        std::fs::write(doc, splice(&text, SECTION, &generated))
             .with_context(|| doc.display().to_string())?;
         eprintln!("wrote {}", doc.display());
     }
     Ok(())
 }
 
-/// Replaces the section (from its heading to the next `## ` heading, or the end) with `generated`, or
-/// appends it at the end.
-fn splice(doc: &str, generated: &str) -> String {
-    let generated = generated.trim_end();
-    let heading = format!("\n{SECTION}\n");
-    let start = if doc.starts_with(&heading[1..]) {
-        Some(0)
-    } else {
-        doc.find(&heading).map(|i| i + 1)
-    };
-    match start {
-        Some(at) => {
-            let body = at + SECTION.len() + 1;
-            let end = doc[body..].find("\n## ").map(|i| body + i + 1);
-            match end {
-                Some(end) => format!("{}{generated}\n\n{}", &doc[..at], &doc[end..]),
-                None => format!("{}{generated}\n", &doc[..at]),
-            }
-        }
-        None => format!("{}\n\n{generated}\n", doc.trim_end()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splice_appends_then_replaces_the_whole_section() {
-        let doc = "# Benchmarks\n\n## Allocator\n\ntext\n";
-        let once = splice(doc, "## Allocation webhook\n\nrun 1\n");
-        assert_eq!(
-            once,
-            "# Benchmarks\n\n## Allocator\n\ntext\n\n## Allocation webhook\n\nrun 1\n"
-        );
-        let twice = splice(&once, "## Allocation webhook\n\nrun 2\n");
-        assert!(twice.contains("run 2") && !twice.contains("run 1"));
-        assert!(twice.starts_with(doc));
-    }
-
-    #[test]
-    fn splice_keeps_the_sections_after() {
-        let doc = "# B\n\n## Allocation webhook\n\nold\n\n## Later\n\nmore\n";
-        let out = splice(doc, "## Allocation webhook\n\nnew\n");
-        assert_eq!(
-            out,
-            "# B\n\n## Allocation webhook\n\nnew\n\n## Later\n\nmore\n"
-        );
-    }
 
     #[test]
     fn buckets_print_as_upper_bounds() {

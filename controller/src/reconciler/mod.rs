@@ -6,6 +6,7 @@
 //! `endpointUpdatesBatchPeriod`), and a failed Service is retried with backoff while others go on.
 
 pub mod config;
+pub mod grouped_cache;
 pub mod pod_cache;
 pub mod tracker;
 pub mod writer;
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -28,6 +29,7 @@ use kube::{Resource, ResourceExt};
 use crate::Error;
 use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
 use crate::metrics::Metrics;
+use grouped_cache::{GroupedCache, by_namespace, by_service, service_group};
 use tracker::SliceTracker;
 
 /// How the controller runs.
@@ -43,9 +45,11 @@ pub struct Settings {
 
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    /// Pods by namespace.
+    pods: Arc<GroupedCache<Pod>>,
     nodes: Store<Node>,
-    slices: Store<EndpointSlice>,
+    /// Our slices by namespace and Service.
+    slices: Arc<GroupedCache<EndpointSlice>>,
     options: tokio::sync::watch::Receiver<Options>,
     tracker: Mutex<SliceTracker>,
     failures: Mutex<HashMap<String, u32>>,
@@ -93,13 +97,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
     let name = svc.name_any();
     ctx.metrics.reconciles.inc();
 
-    let slices = ctx.slices.state();
-    let existing: Vec<&EndpointSlice> = slices
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|s| s.labels().get(endpointslice::LABEL_SERVICE_NAME) == Some(&name))
-        .map(AsRef::as_ref)
-        .collect();
+    let slices = ctx.slices.group(&service_group(&ns, &name));
+    let existing: Vec<&EndpointSlice> = slices.iter().map(AsRef::as_ref).collect();
     let stale = ctx
         .tracker
         .lock()
@@ -113,9 +112,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
     let pods: Vec<PodView> = match svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
         Some(selector) if !selector.is_empty() => ctx
             .pods
-            .state()
+            .group(&ns)
             .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(selector, p))
+            .filter(|p| selects(selector, p))
             .map(|p| PodView::from_pod(p))
             .collect(),
         _ => Vec::new(),
@@ -209,11 +208,12 @@ pub async fn run(
     let watch = watcher::Config::default();
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={DEFAULT_MANAGER}"));
 
-    let (pods, pod_writer) = reflector::store();
+    let pods = GroupedCache::new(by_namespace::<Pod>);
+    let pods_fed = pods.clone();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
         .default_backoff()
         .modify(pod_cache::strip_pod)
-        .reflect(pod_writer)
+        .inspect_ok(move |event| pods_fed.apply(event))
         .touched_objects();
     let (nodes, node_writer) = reflector::store();
     let node_stream = watcher(Api::<Node>::all(client.clone()), watch.clone())
@@ -221,10 +221,11 @@ pub async fn run(
         .reflect(node_writer)
         .touched_objects()
         .predicate_filter(predicates::labels, Default::default());
-    let (slices, slice_writer) = reflector::store();
+    let slices = GroupedCache::new(by_service);
+    let slices_fed = slices.clone();
     let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
         .default_backoff()
-        .reflect(slice_writer)
+        .inspect_ok(move |event| slices_fed.apply(event))
         .touched_objects();
 
     let batch_period = config::batch_period(&client, settings.batch_period).await;

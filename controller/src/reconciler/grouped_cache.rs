@@ -1,0 +1,233 @@
+//! A watch cache grouped by a key (a namespace, or a namespace and a Service name), fed by the same
+//! watch events as kube-runtime's reflector. A reconcile then reads the objects of one group instead of
+//! scanning every object in the cluster: with 20,000 pods and 2,000 Services, the cluster-wide scan
+//! was most of the controller's CPU under churn. It replaces the reflector's store for those kinds, so
+//! each object is held once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kube::runtime::watcher::Event;
+
+use crate::endpointslice::LABEL_SERVICE_NAME;
+
+/// Objects by group, then by identity; and each object's group, to find it on a change.
+#[derive(Debug)]
+struct Groups<K> {
+    members: HashMap<String, HashMap<String, Arc<K>>>,
+    group_of_object: HashMap<String, String>,
+}
+
+impl<K> Default for Groups<K> {
+    fn default() -> Self {
+        Groups {
+            members: HashMap::new(),
+            group_of_object: HashMap::new(),
+        }
+    }
+}
+
+impl<K: kube::Resource + Clone> Groups<K> {
+    fn insert(&mut self, group_of: fn(&K) -> Option<String>, obj: &K) {
+        let id = identity(obj);
+        // An object can move between groups (a slice relabelled): take it out of its old one.
+        self.remove_id(&id);
+        if let Some(group) = group_of(obj) {
+            self.members
+                .entry(group.clone())
+                .or_default()
+                .insert(id.clone(), Arc::new(obj.clone()));
+            self.group_of_object.insert(id, group);
+        }
+    }
+
+    fn remove_id(&mut self, id: &str) {
+        let Some(group) = self.group_of_object.remove(id) else {
+            return;
+        };
+        if let Some(members) = self.members.get_mut(&group) {
+            members.remove(id);
+            if members.is_empty() {
+                self.members.remove(&group);
+            }
+        }
+    }
+}
+
+/// Objects by group, then by name.
+#[derive(Debug)]
+pub struct GroupedCache<K> {
+    group_of: fn(&K) -> Option<String>,
+    state: RwLock<State<K>>,
+    /// True once the first list is complete.
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Debug)]
+struct State<K> {
+    live: Groups<K>,
+    /// A (re)list in progress: it replaces `live` as a whole once complete, as the reflector does.
+    relist: Option<Groups<K>>,
+}
+
+impl<K: kube::Resource + Clone> GroupedCache<K> {
+    /// A cache grouping objects by `group_of` (objects it gives no group are not kept).
+    pub fn new(group_of: fn(&K) -> Option<String>) -> Arc<Self> {
+        Arc::new(GroupedCache {
+            group_of,
+            state: RwLock::new(State {
+                live: Groups::default(),
+                relist: None,
+            }),
+            ready: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, event: &Event<K>) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Init => state.relist = Some(Groups::default()),
+            Event::InitApply(obj) => {
+                if let Some(relist) = state.relist.as_mut() {
+                    relist.insert(self.group_of, obj);
+                }
+            }
+            Event::InitDone => {
+                if let Some(relist) = state.relist.take() {
+                    state.live = relist;
+                }
+                self.ready.send_replace(true);
+            }
+            Event::Apply(obj) => state.live.insert(self.group_of, obj),
+            Event::Delete(obj) => state.live.remove_id(&identity(obj)),
+        }
+    }
+
+    /// The objects of `group`.
+    pub fn group(&self, group: &str) -> Vec<Arc<K>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .live
+            .members
+            .get(group)
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the first list has completed.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Returns once the first list has completed.
+    pub async fn wait_until_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`, so this only returns once ready.
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Objects held, over every group.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.live.group_of_object.len()
+    }
+}
+
+/// Namespace and name: unique for one kind.
+fn identity<K: kube::Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Groups by namespace.
+pub fn by_namespace<K: kube::Resource>(obj: &K) -> Option<String> {
+    Some(obj.namespace().unwrap_or_default())
+}
+
+/// Groups EndpointSlices by namespace and Service (`<ns>/<service-name label>`).
+pub fn by_service(slice: &EndpointSlice) -> Option<String> {
+    let service = slice.labels().get(LABEL_SERVICE_NAME)?;
+    Some(service_group(
+        &slice.namespace().unwrap_or_default(),
+        service,
+    ))
+}
+
+/// The group of a Service's slices in [`by_service`].
+pub fn service_group(namespace: &str, service: &str) -> String {
+    format!("{namespace}/{service}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod(ns: &str, name: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some(ns.into());
+        p.metadata.name = Some(name.into());
+        p
+    }
+
+    fn names(cache: &GroupedCache<Pod>, group: &str) -> Vec<String> {
+        let mut names: Vec<String> = cache.group(group).iter().map(|p| p.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_relist_replaces_everything_once_done() {
+        let cache = GroupedCache::new(by_namespace::<Pod>);
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(pod("a", "1")));
+        assert!(!cache.is_ready());
+        assert!(cache.group("a").is_empty(), "not live before InitDone");
+        cache.apply(&Event::InitDone);
+        assert!(cache.is_ready());
+        assert_eq!(names(&cache, "a"), ["1"]);
+
+        // A later relist (the watch expired) drops what it no longer lists.
+        cache.apply(&Event::Apply(pod("b", "2")));
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(pod("b", "3")));
+        assert_eq!(names(&cache, "a"), ["1"], "the old view serves until done");
+        cache.apply(&Event::InitDone);
+        assert!(cache.group("a").is_empty());
+        assert_eq!(names(&cache, "b"), ["3"]);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn applies_and_deletes_touch_only_their_object() {
+        let cache = GroupedCache::new(by_namespace::<Pod>);
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitDone);
+        cache.apply(&Event::Apply(pod("a", "1")));
+        cache.apply(&Event::Apply(pod("a", "2")));
+        cache.apply(&Event::Apply(pod("b", "1")));
+        cache.apply(&Event::Apply(pod("a", "1")));
+        assert_eq!(names(&cache, "a"), ["1", "2"]);
+        cache.apply(&Event::Delete(pod("a", "1")));
+        assert_eq!(names(&cache, "a"), ["2"]);
+        assert_eq!(names(&cache, "b"), ["1"]);
+    }
+
+    #[test]
+    fn an_object_that_changes_group_moves() {
+        let cache = GroupedCache::new(|p: &Pod| p.labels().get("svc").cloned());
+        let mut p = pod("a", "1");
+        p.labels_mut().insert("svc".into(), "x".into());
+        cache.apply(&Event::Apply(p.clone()));
+        p.labels_mut().insert("svc".into(), "y".into());
+        cache.apply(&Event::Apply(p.clone()));
+        assert!(cache.group("x").is_empty());
+        assert_eq!(names(&cache, "y"), ["1"]);
+        p.labels_mut().clear();
+        cache.apply(&Event::Apply(p));
+        assert_eq!(cache.len(), 0, "no group: not kept");
+    }
+}
