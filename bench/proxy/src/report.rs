@@ -65,12 +65,14 @@ durations come from each proxy's own histogram (kube-proxy: \
 IPv4 syncs only. *Change seen* is from the PATCH returning to the proxy's sync count moving, polled \
 every 5 ms: it includes each proxy's minimum interval between syncs (kube-proxy 1 s by default, \
 svcnet-proxy 100 ms). Memory is the process's resident set (VmRSS after the first sync, VmHWM at the \
-end); kube-proxy is upstream's `cmd/kube-proxy` built alone from the local cluster's Go module. \
+end). *Process CPU* is the proxy's own user and system time: both run `nft` as a child process, \
+whose time is not in it. kube-proxy is upstream's `cmd/kube-proxy` built alone from the local \
+cluster's Go module, in dual-stack mode (its IPv6 syncs are left out). \
 Ratios are svcnet-proxy over kube-proxy: below 1, svcnet-proxy takes less.\n"
     );
     let _ = writeln!(
         out,
-        "| Services × endpoints | proxy | start → first sync | first full sync | one-endpoint change sync: p50 / max | change seen: p50 | full syncs for changes | RSS after first sync | peak RSS | CPU to first sync | CPU for the changes | ruleset lines (ip) |"
+        "| Services × endpoints | proxy | start → first sync | first full sync | one-endpoint change sync: p50 / max | change seen: p50 | full syncs for changes | RSS after first sync | peak RSS | process CPU to first sync | process CPU for the changes | ruleset lines (ip) |"
     );
     let _ = writeln!(
         out,
