@@ -1,5 +1,15 @@
 //! A benchmark's section of docs/benchmarks.md: each run replaces its whole section.
 
+/// Puts `generated` into the markdown file `doc` as its section `heading` (see [`splice`]).
+pub fn write_section(doc: &std::path::Path, heading: &str, generated: &str) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(doc) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    std::fs::write(doc, splice(&text, heading, generated))
+}
+
 /// Replaces the section `heading` (a `## ` line, up to the next `## ` heading or the end) with
 /// `generated`, or appends `generated` at the end when the doc has no such section.
 pub fn splice(doc: &str, heading: &str, generated: &str) -> String {

@@ -205,9 +205,8 @@ async fn measure_one(
     let netns = node_netns(state, subject.node)?;
     // Each start is a first sync into an empty namespace.
     for table in subject.tables {
-        let mut words: Vec<&str> = vec!["nft", "delete", "table"];
-        words.extend(table.split(' '));
-        let _ = svcnet_e2e::netns::exec(&netns, &words);
+        // Absent is fine.
+        let _ = nft_table(&netns, "delete", table);
     }
     let addon = format!("bench-{}-{size}", subject.name);
     let started = Instant::now();
@@ -348,9 +347,14 @@ fn addon_pid(state: &StateDir, addon: &str) -> Result<i32> {
 }
 
 fn ruleset_lines(netns: &str, table: &str) -> usize {
-    let mut words: Vec<&str> = vec!["nft", "list", "table"];
-    words.extend(table.split(' '));
-    svcnet_e2e::netns::exec(netns, &words)
+    nft_table(netns, "list", table)
         .map(|text| text.lines().count())
         .unwrap_or(0)
+}
+
+/// `nft <verb> table <family> <name>` in the namespace (`table` is "family name").
+fn nft_table(netns: &str, verb: &str, table: &str) -> svcnet_e2e::Result<String> {
+    let mut words: Vec<&str> = vec!["nft", verb, "table"];
+    words.extend(table.split(' '));
+    svcnet_e2e::netns::exec(netns, &words)
 }

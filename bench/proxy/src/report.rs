@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use svcnet_bench_common::doc::splice;
+use svcnet_bench_common::doc::write_section;
 
 use crate::measure::{ProxyRun, Results};
 
@@ -138,9 +138,7 @@ pub fn run(results: &Path, header: &str, doc: Option<&Path>) -> Result<()> {
     let generated = section(&results, header);
     print!("{generated}");
     if let Some(doc) = doc {
-        let text = std::fs::read_to_string(doc).unwrap_or_default();
-        std::fs::write(doc, splice(&text, SECTION, &generated))
-            .with_context(|| doc.display().to_string())?;
+        write_section(doc, SECTION, &generated).with_context(|| doc.display().to_string())?;
         eprintln!("wrote {}", doc.display());
     }
     Ok(())

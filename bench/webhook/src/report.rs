@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use svcnet_bench_common::doc::splice;
+use svcnet_bench_common::doc::write_section;
 
 use crate::measure::{BucketQuantile, HistogramStats, Results};
 
@@ -612,9 +612,7 @@ pub fn run(results: &[PathBuf], header: &str, doc: Option<&Path>) -> Result<()> 
     let generated = section(&results, header);
     print!("{generated}");
     if let Some(doc) = doc {
-        let text = std::fs::read_to_string(doc).unwrap_or_default();
-        std::fs::write(doc, splice(&text, SECTION, &generated))
-            .with_context(|| doc.display().to_string())?;
+        write_section(doc, SECTION, &generated).with_context(|| doc.display().to_string())?;
         eprintln!("wrote {}", doc.display());
     }
     Ok(())
