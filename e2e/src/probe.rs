@@ -4,7 +4,7 @@
 //! through the API (`kubectl exec`, on kind), so a probe has a command line and a one-line answer.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 /// What to send.
@@ -145,18 +145,21 @@ impl Probe {
     }
 
     fn datagram(&self, source_port: u16) -> std::io::Result<String> {
-        let bind: SocketAddr = if self.target.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], source_port))
-        } else {
-            SocketAddr::from(([0u16; 8], source_port))
-        };
-        let socket = UdpSocket::bind(bind)?;
+        let socket = UdpSocket::bind(any_address(self.target.ip(), source_port))?;
         socket.set_read_timeout(Some(self.timeout))?;
         socket.connect(self.target)?;
         socket.send(b"whoami")?;
         let mut buf = [0u8; 512];
         let n = socket.recv(&mut buf)?;
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}
+
+/// The unspecified address of `like`'s family, with `port`: where a socket to `like` binds.
+pub fn any_address(like: IpAddr, port: u16) -> SocketAddr {
+    match like {
+        IpAddr::V4(_) => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+        IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
     }
 }
 

@@ -1,5 +1,20 @@
 //! A benchmark's section of docs/benchmarks.md: each run replaces its whole section.
 
+/// Prints a benchmark's section and, with `doc`, puts it into that markdown file.
+pub fn publish(
+    generated: &str,
+    heading: &str,
+    doc: Option<&std::path::Path>,
+) -> std::io::Result<()> {
+    print!("{generated}");
+    if let Some(doc) = doc {
+        write_section(doc, heading, generated)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", doc.display())))?;
+        eprintln!("wrote {}", doc.display());
+    }
+    Ok(())
+}
+
 /// Puts `generated` into the markdown file `doc` as its section `heading` (see [`splice`]).
 pub fn write_section(doc: &std::path::Path, heading: &str, generated: &str) -> std::io::Result<()> {
     let text = match std::fs::read_to_string(doc) {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use svcnet_bench_common::doc::write_section;
+use svcnet_bench_common::doc::publish;
 
 use crate::measure::{ProxyRun, Results};
 
@@ -135,12 +135,7 @@ Ratios are svcnet-proxy over kube-proxy: below 1, svcnet-proxy takes less.\n"
 pub fn run(results: &Path, header: &str, doc: Option<&Path>) -> Result<()> {
     let text = std::fs::read_to_string(results).with_context(|| results.display().to_string())?;
     let results: Results = serde_json::from_str(&text)?;
-    let generated = section(&results, header);
-    print!("{generated}");
-    if let Some(doc) = doc {
-        write_section(doc, SECTION, &generated).with_context(|| doc.display().to_string())?;
-        eprintln!("wrote {}", doc.display());
-    }
+    publish(&section(&results, header), SECTION, doc)?;
     Ok(())
 }
 

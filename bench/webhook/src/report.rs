@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use svcnet_bench_common::doc::write_section;
+use svcnet_bench_common::doc::publish;
 
 use crate::measure::{BucketQuantile, HistogramStats, Results};
 
@@ -609,12 +609,7 @@ pub fn run(results: &[PathBuf], header: &str, doc: Option<&Path>) -> Result<()> 
         .iter()
         .map(|p| load(p))
         .collect::<Result<Vec<_>>>()?;
-    let generated = section(&results, header);
-    print!("{generated}");
-    if let Some(doc) = doc {
-        write_section(doc, SECTION, &generated).with_context(|| doc.display().to_string())?;
-        eprintln!("wrote {}", doc.display());
-    }
+    publish(&section(&results, header), SECTION, doc)?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use crate::kit::install::tools_dir;
 use crate::kit::pods::{ReadyPod, ready_pod};
 use crate::kit::prober::Prober;
 use crate::kit::topology::Topology;
+use crate::probe::any_address;
 
 /// Namespace and label of the client pods e2e/kind/probers.yaml runs on every node.
 pub const PROBER_NAMESPACE: &str = "svcnet-e2e";
@@ -174,11 +175,7 @@ impl Vantages {
             }),
             Probes::Exec { .. } => {
                 // Connecting a UDP socket sends nothing; it only picks the route and the source.
-                let any: SocketAddr = match toward {
-                    IpAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-                    IpAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-                };
-                let socket = UdpSocket::bind(any)?;
+                let socket = UdpSocket::bind(any_address(toward, 0))?;
                 socket.connect(SocketAddr::new(toward, 9))?;
                 Ok(socket.local_addr()?.ip())
             }
