@@ -70,6 +70,8 @@ pub enum Match {
     SaddrNotIn(Vec<IpNet>),
     /// `ip saddr @<set>`
     SaddrInSet(String),
+    /// `ip saddr . ip daddr @<set>`
+    SaddrDaddrInSet(String),
     /// `ip daddr <addr>`
     Daddr(IpAddr),
     /// `ip daddr <nets>`
@@ -88,6 +90,8 @@ pub enum Match {
     FibDaddrLocal,
     /// `mark and <bit> == 0`
     MarkClear(u32),
+    /// `ct status dnat`: the connection's destination was rewritten.
+    CtStatusDnat,
 }
 
 /// What a rule does when its matches hold.
@@ -119,6 +123,13 @@ pub enum Action {
     Dnat {
         addr: IpAddr,
         port: u16,
+    },
+    /// `dnat ip to numgen random mod N map { i : <addr> . <port>, ... }` (or `numgen inc`,
+    /// `jhash ip saddr`; after a `meta l4proto` match): load balancing and DNAT in one rule,
+    /// with no chain per endpoint.
+    DnatSpread {
+        mode: LoadBalancing,
+        targets: Vec<(IpAddr, u16)>,
     },
 }
 
@@ -157,7 +168,9 @@ impl Rule {
             .matches
             .iter()
             .filter_map(|m| match m {
-                Match::SaddrInSet(set) | Match::DaddrInSet(set) => Some(set.as_str()),
+                Match::SaddrInSet(set) | Match::DaddrInSet(set) | Match::SaddrDaddrInSet(set) => {
+                    Some(set.as_str())
+                }
                 _ => None,
             })
             .collect();
@@ -190,6 +203,8 @@ pub enum KeyType {
     AddrProtoPort,
     /// `inet_proto . inet_service`
     ProtoPort,
+    /// `ipv4_addr . ipv4_addr`
+    AddrPair,
 }
 
 /// A named set or verdict map.
@@ -211,6 +226,7 @@ pub enum ElemKey {
     Net(IpNet),
     AddrProtoPort(IpAddr, Protocol, u16),
     ProtoPort(Protocol, u16),
+    AddrPair(IpAddr, IpAddr),
 }
 
 /// One element: a set's key, or a map's key and verdict.

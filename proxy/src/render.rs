@@ -66,6 +66,7 @@ fn set_decl(family: Family, def: &SetDef) -> String {
         KeyType::Addr | KeyType::Net => addr.to_owned(),
         KeyType::AddrProtoPort => format!("{addr} . inet_proto . inet_service"),
         KeyType::ProtoPort => "inet_proto . inet_service".to_owned(),
+        KeyType::AddrPair => format!("{addr} . {addr}"),
     };
     let mut body = if def.is_map {
         format!("type {key} : verdict ;")
@@ -102,6 +103,7 @@ fn elem_key(key: &ElemKey) -> String {
         ElemKey::Net(net) => net.to_string(),
         ElemKey::AddrProtoPort(ip, proto, port) => format!("{ip} . {} . {port}", proto.as_str()),
         ElemKey::ProtoPort(proto, port) => format!("{} . {port}", proto.as_str()),
+        ElemKey::AddrPair(a, b) => format!("{a} . {b}"),
     }
 }
 
@@ -144,6 +146,7 @@ fn match_text(ip: &str, m: &Match) -> String {
         Match::SaddrIn(n) => format!("{ip} saddr {}", nets(n)),
         Match::SaddrNotIn(n) => format!("{ip} saddr != {}", nets(n)),
         Match::SaddrInSet(set) => format!("{ip} saddr @{set}"),
+        Match::SaddrDaddrInSet(set) => format!("{ip} saddr . {ip} daddr @{set}"),
         Match::Daddr(addr) => format!("{ip} daddr {addr}"),
         Match::DaddrIn(n) => format!("{ip} daddr {}", nets(n)),
         Match::DaddrNotIn(n) => format!("{ip} daddr != {}", nets(n)),
@@ -153,6 +156,7 @@ fn match_text(ip: &str, m: &Match) -> String {
         Match::FibSaddrLocal => "fib saddr type local".to_owned(),
         Match::FibDaddrLocal => "fib daddr type local".to_owned(),
         Match::MarkClear(bit) => format!("mark and {bit:#x} == 0"),
+        Match::CtStatusDnat => "ct status dnat".to_owned(),
     }
 }
 
@@ -160,6 +164,15 @@ fn socket(addr: &IpAddr, port: u16) -> String {
     match addr {
         IpAddr::V4(v4) => format!("{v4}:{port}"),
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+/// The expression that picks an endpoint's index.
+fn selector(ip: &str, mode: LoadBalancing) -> String {
+    match mode {
+        LoadBalancing::Random => "numgen random".to_owned(),
+        LoadBalancing::RoundRobin => "numgen inc".to_owned(),
+        LoadBalancing::SourceHash => format!("jhash {ip} saddr"),
     }
 }
 
@@ -172,18 +185,28 @@ fn action(ip: &str, a: &Action) -> String {
         }
         Action::VmapProtoPort(map) => format!("meta l4proto . th dport vmap @{map}"),
         Action::LoadBalance { mode, targets } => {
-            let selector = match mode {
-                LoadBalancing::Random => "numgen random".to_owned(),
-                LoadBalancing::RoundRobin => "numgen inc".to_owned(),
-                LoadBalancing::SourceHash => format!("jhash {ip} saddr"),
-            };
             let arms: Vec<String> = targets
                 .iter()
                 .enumerate()
                 .map(|(i, t)| format!("{i} : goto {t}"))
                 .collect();
             format!(
-                "{selector} mod {} vmap {{ {} }}",
+                "{} mod {} vmap {{ {} }}",
+                selector(ip, *mode),
+                targets.len(),
+                arms.join(", ")
+            )
+        }
+        Action::DnatSpread { mode, targets } => {
+            // As `nft list` prints it back: `dnat ip to <selector> map { 0 : 10.0.0.1 . 80 }`.
+            let arms: Vec<String> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, (addr, port))| format!("{i} : {addr} . {port}"))
+                .collect();
+            format!(
+                "dnat {ip} to {} mod {} map {{ {} }}",
+                selector(ip, *mode),
                 targets.len(),
                 arms.join(", ")
             )

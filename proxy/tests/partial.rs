@@ -73,10 +73,12 @@ fn changing_one_endpoint_of_one_of_a_thousand_services_touches_only_that_service
             "touches another service: {line}"
         );
     }
+    // No chain per endpoint: the Service's chain is rewritten with the new DNAT map.
     assert!(
-        text.contains("delete chain") && text.contains("10.244.2.250/8080"),
+        text.contains("flush chain") && text.contains("10.244.2.250 . 8080"),
         "{text}"
     );
+    assert!(tx.len() <= 3, "{} lines:\n{text}", tx.len());
 }
 
 #[test]

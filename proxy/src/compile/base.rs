@@ -27,6 +27,7 @@ pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 pub const NODEPORT_IPS: &str = "nodeport-ips";
+pub const HAIRPIN_ENDPOINTS: &str = "hairpin-endpoints";
 
 /// Priority of the DNAT chains (`dstnat`).
 pub const DSTNAT: i32 = -100;
@@ -232,6 +233,16 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
         regular(
             MASQUERADING,
             vec![
+                // Hairpin: a pod that reached itself through a Service would see its own
+                // address as the source and answer itself directly; masquerade it. After DNAT
+                // such a packet has source == destination, an endpoint of this node.
+                Rule::new(
+                    vec![
+                        Match::CtStatusDnat,
+                        Match::SaddrDaddrInSet(HAIRPIN_ENDPOINTS.to_owned()),
+                    ],
+                    Action::MarkSet(mark),
+                ),
                 Rule::new(
                     vec![Match::MarkClear(mark)],
                     Action::Verdict(Verdict::Return),
@@ -290,6 +301,12 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
             "destinations subject to loadBalancerSourceRanges",
         ),
         set(CLUSTER_IPS, KeyType::Addr, false, "active ClusterIPs"),
+        set(
+            HAIRPIN_ENDPOINTS,
+            KeyType::AddrPair,
+            false,
+            "endpoints on this node, as source . destination of a pod reaching itself",
+        ),
         nodeport_ips,
     ];
 

@@ -7,12 +7,15 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::base::{
-    CLUSTER_IPS, FIREWALL_IPS, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES,
-    REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS,
+    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS,
+    NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS,
 };
 use crate::endpoints::{self, uses_cluster_endpoints, uses_local_endpoints};
 use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, Verdict};
-use crate::model::{EndpointState, Family, ProxyConfig, ServiceKey, ServiceState, TrafficPolicy};
+use crate::model::{
+    EndpointState, Family, LoadBalancing, Protocol, ProxyConfig, ServiceKey, ServiceState,
+    TrafficPolicy,
+};
 use crate::names::{ServiceNames, endpoint_names};
 
 /// What one service port owns in the table.
@@ -239,34 +242,19 @@ pub fn compile(
         }
     }
 
-    // Affinity sets, policy chains and endpoint chains.
-    let affinity = svc.client_ip_affinity_timeout;
-    let endpoint_chains: Vec<(&EndpointState, String, String)> = sel
-        .reachable
-        .iter()
-        .map(|ep| {
-            let (chain, set) = endpoint_names(key, &ep.ip, ep.port);
-            (*ep, chain, set)
-        })
-        .collect();
-    let names_of = |ep: &EndpointState| {
-        endpoint_chains
-            .iter()
-            .find(|(e, _, _)| e.ip == ep.ip && e.port == ep.port)
-            .map(|(_, c, s)| (c.clone(), s.clone()))
-    };
-    if let Some(timeout) = affinity {
-        for (_, _, set) in &endpoint_chains {
-            let def = SetDef {
-                name: set.clone(),
-                key: KeyType::Addr,
-                is_map: false,
-                timeout_seconds: Some(timeout),
-                comment: None,
-            };
-            frag.sets.insert(set.clone(), def);
+    // Hairpin: only a pod on this node can reach itself through this node's rules; endpoints
+    // whose node is unknown (user-written slices) might be here too.
+    for ep in &sel.reachable {
+        if ep
+            .node_name
+            .as_deref()
+            .is_none_or(|n| n == config.node_name)
+        {
+            frag.claim(HAIRPIN_ENDPOINTS, ElemKey::AddrPair(ep.ip, ep.ip), None);
         }
     }
+
+    // Policy chains end in load balancing.
     let policy_chains = [
         (uses_cluster_chain, &names.cluster, &sel.cluster),
         (uses_local_chain, &names.local, &sel.local),
@@ -275,35 +263,62 @@ pub fn compile(
         if !used {
             continue;
         }
-        let targets: Vec<(String, String)> = members.iter().filter_map(|ep| names_of(ep)).collect();
-        let rules = frag.chain(chain);
-        if affinity.is_some() {
-            for (ep_chain, set) in &targets {
-                rules.push(Rule::new(
-                    vec![Match::SaddrInSet(set.clone())],
-                    Action::Verdict(goto(ep_chain)),
-                ));
+        match svc.client_ip_affinity_timeout {
+            None => {
+                let rule = spread(proto, svc.load_balancing, members);
+                frag.chain(chain).push(rule);
             }
-        }
-        match targets.as_slice() {
-            [(only, _)] => rules.push(Rule::always(Action::Verdict(goto(only)))),
-            _ => {
-                let targets = targets.into_iter().map(|(c, _)| c).collect();
-                rules.push(Rule::always(Action::LoadBalance {
-                    mode: svc.load_balancing,
-                    targets,
-                }));
-            }
+            Some(timeout) => sticky(&mut frag, key, proto, svc, chain, members, timeout),
         }
     }
-    for (ep, chain, set) in &endpoint_chains {
-        let rules = frag.chain(chain);
-        // Hairpin: a pod reaching itself through the service must be masqueraded, or it would
-        // answer itself directly.
-        rules.push(Rule::new(vec![Match::Saddr(ep.ip)], jump_masq()));
-        if affinity.is_some() {
-            rules.push(Rule::always(Action::RememberSaddr(set.clone())));
+    Some(frag)
+}
+
+/// Load balancing and DNAT in one rule: nothing per endpoint needs a chain of its own.
+fn spread(proto: Protocol, mode: LoadBalancing, members: &[&EndpointState]) -> Rule {
+    let action = match members {
+        [only] => Action::Dnat {
+            addr: only.ip,
+            port: only.port,
+        },
+        _ => Action::DnatSpread {
+            mode,
+            targets: members.iter().map(|ep| (ep.ip, ep.port)).collect(),
+        },
+    };
+    Rule::new(vec![Match::L4Proto(proto)], action)
+}
+
+/// ClientIP affinity: each endpoint remembers its clients in a set of its own, so each gets a
+/// chain (record the client, then DNAT), and the policy chain first sends known clients back.
+fn sticky(
+    frag: &mut Fragment,
+    key: &ServiceKey,
+    proto: Protocol,
+    svc: &ServiceState,
+    chain: &str,
+    members: &[&EndpointState],
+    timeout: u32,
+) {
+    let targets: Vec<(String, String)> = members
+        .iter()
+        .map(|ep| endpoint_names(key, &ep.ip, ep.port))
+        .collect();
+    for (ep, (ep_chain, set)) in members.iter().zip(&targets) {
+        let def = SetDef {
+            name: set.clone(),
+            key: KeyType::Addr,
+            is_map: false,
+            timeout_seconds: Some(timeout),
+            comment: None,
+        };
+        frag.sets.insert(set.clone(), def);
+        // The Cluster and Local chains may share an endpoint: its chain is written once.
+        if frag.chains.contains_key(ep_chain) {
+            continue;
         }
+        let rules = frag.chain(ep_chain);
+        rules.push(Rule::always(Action::RememberSaddr(set.clone())));
         rules.push(Rule::new(
             vec![Match::L4Proto(proto)],
             Action::Dnat {
@@ -312,6 +327,19 @@ pub fn compile(
             },
         ));
     }
-
-    Some(frag)
+    let rules = frag.chain(chain);
+    for (ep_chain, set) in &targets {
+        rules.push(Rule::new(
+            vec![Match::SaddrInSet(set.clone())],
+            Action::Verdict(goto(ep_chain)),
+        ));
+    }
+    let action = match targets.as_slice() {
+        [(only, _)] => Action::Verdict(goto(only)),
+        _ => Action::LoadBalance {
+            mode: svc.load_balancing,
+            targets: targets.into_iter().map(|(c, _)| c).collect(),
+        },
+    };
+    rules.push(Rule::always(action));
 }

@@ -43,6 +43,7 @@ fn key_fits(family: Family, key_type: KeyType, key: &ElemKey) -> bool {
         | (KeyType::AddrProtoPort, ElemKey::AddrProtoPort(ip, _, _)) => family.holds(ip),
         (KeyType::Net, ElemKey::Net(net)) => family.holds_net(net),
         (KeyType::ProtoPort, ElemKey::ProtoPort(_, _)) => true,
+        (KeyType::AddrPair, ElemKey::AddrPair(a, b)) => family.holds(a) && family.holds(b),
         _ => false,
     }
 }

@@ -240,6 +240,11 @@ impl<'a> Tracer<'a> {
             Match::FibSaddrLocal => self.node_ips.contains(&ctx.src),
             Match::FibDaddrLocal => self.dst_is_local(ctx),
             Match::MarkClear(bit) => ctx.mark & bit == 0,
+            Match::CtStatusDnat => ctx.dnat,
+            Match::SaddrDaddrInSet(set) => self.table.sets.get(set).is_some_and(|s| {
+                s.elements
+                    .contains_key(&ElemKey::AddrPair(ctx.src, ctx.dst))
+            }),
         }
     }
 
@@ -302,11 +307,13 @@ impl<'a> Tracer<'a> {
                     Flow::Accept
                 }
                 Action::RememberSaddr(_) => Flow::Continue,
-                Action::Dnat { addr, port } => {
-                    ctx.dst = *addr;
-                    ctx.dport = *port;
-                    ctx.dnat = true;
-                    Flow::Accept
+                Action::Dnat { addr, port } => Self::dnat(ctx, *addr, *port),
+                Action::DnatSpread { targets, .. } => {
+                    ctx.arms = Some(targets.len());
+                    match targets.get(ctx.pick % targets.len().max(1)) {
+                        Some((addr, port)) => Self::dnat(ctx, *addr, *port),
+                        None => Flow::Continue,
+                    }
                 }
             };
             match step {
@@ -320,6 +327,13 @@ impl<'a> Tracer<'a> {
         }
         ctx.depth -= 1;
         result
+    }
+
+    fn dnat(ctx: &mut Ctx<'_>, addr: IpAddr, port: u16) -> Flow {
+        ctx.dst = addr;
+        ctx.dport = port;
+        ctx.dnat = true;
+        Flow::Accept
     }
 
     fn lookup(&self, map: &str, key: ElemKey, ctx: &mut Ctx<'_>) -> Flow {
