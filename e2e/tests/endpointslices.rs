@@ -11,21 +11,13 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use svcnet_e2e::agent::pods::HEALTHY_ANNOTATION;
 use svcnet_e2e::kit::client::connect;
-use svcnet_e2e::kit::namespace::{TestNamespace, with_namespace};
+use svcnet_e2e::kit::namespace::with_namespace;
 use svcnet_e2e::kit::pods::wait_ready;
 use svcnet_e2e::kit::slices::wait_endpoints;
-use svcnet_e2e::kit::workload::{deployment, service};
+use svcnet_e2e::kit::workload::{deployment, scale, service};
 use svcnet_e2e::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn scale(ns: &TestNamespace, name: &str, replicas: u32) -> Result<()> {
-    let patch = json!({ "spec": { "replicas": replicas } });
-    ns.api::<Deployment>()
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
-}
 
 #[tokio::test]
 #[ignore = "needs the local cluster: run `make test-e2e`"]
@@ -138,6 +130,35 @@ async fn conditions_follow_readiness_and_graceful_termination() -> Result<()> {
             is_victim(e, &|v| v.ready && v.serving)
         })
         .await?;
+        // The slice that took the flip says when it happened: the pod's Ready transition.
+        let flipped = pods_api
+            .get(&victim)
+            .await?
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+            .and_then(|c| c.last_transition_time)
+            .ok_or_else(|| Error::invalid(&victim, "no Ready transition time"))?;
+        let listed = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await?;
+        let holding = listed
+            .items
+            .iter()
+            .find(|s| {
+                s.endpoints
+                    .iter()
+                    .flatten()
+                    .any(|e| e.addresses.contains(&ip))
+            })
+            .ok_or_else(|| Error::invalid(&victim, "in no slice"))?;
+        let trigger = holding
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("endpoints.kubernetes.io/last-change-trigger-time"))
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        assert_eq!(trigger, Some(flipped.0));
 
         pods_api.delete(&victim, &DeleteParams::default()).await?;
         let eps = wait_endpoints(&slices, "web", "the deleted pod terminating", TIMEOUT, |e| {

@@ -13,6 +13,7 @@ pub mod endpoints;
 mod error;
 pub mod from_kube;
 pub mod ir;
+pub mod latency;
 pub mod model;
 pub mod names;
 pub mod render;

@@ -12,6 +12,7 @@ mod pod_view;
 mod port_map;
 mod slice_meta;
 mod slice_plan;
+pub mod trigger_time;
 
 use std::collections::{BTreeMap, BTreeSet};
 

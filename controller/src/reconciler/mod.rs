@@ -27,6 +27,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
 use crate::Error;
+use crate::endpointslice::trigger_time::{TriggerTimes, pod_trigger_time, service_trigger_time};
 use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
 use crate::metrics::Metrics;
 use grouped_cache::{GroupedCache, by_namespace, by_service, service_group};
@@ -52,6 +53,7 @@ struct Context {
     slices: Arc<GroupedCache<EndpointSlice>>,
     options: tokio::sync::watch::Receiver<Options>,
     tracker: Mutex<SliceTracker>,
+    trigger_times: Mutex<TriggerTimes>,
     failures: Mutex<HashMap<String, u32>>,
     metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -109,13 +111,17 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
+    let mut changes: Vec<_> = service_trigger_time(&svc).into_iter().collect();
     let pods: Vec<PodView> = match svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
         Some(selector) if !selector.is_empty() => ctx
             .pods
             .group(&ns)
             .iter()
             .filter(|p| selects(selector, p))
-            .map(|p| PodView::from_pod(p))
+            .map(|p| {
+                changes.extend(pod_trigger_time(p));
+                PodView::from_pod(p)
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -134,9 +140,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
     ctx.metrics
         .endpoints_removed
         .inc_by(plan.endpoints_removed as u64);
+    let (trigger, carried) = ctx
+        .trigger_times
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pending(&key, changes);
     if !plan.is_empty() {
         let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
-        writer::apply(&api, &key, &plan, &ctx.tracker, &ctx.metrics).await?;
+        writer::apply(&api, &key, &plan, trigger, &ctx.tracker, &ctx.metrics).await?;
         tracing::info!(
             service = %key,
             created = plan.create.len(),
@@ -145,6 +156,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
             endpoints = pods.len(),
             "slices written"
         );
+    }
+    {
+        let mut times = ctx.trigger_times.lock().unwrap_or_else(|e| e.into_inner());
+        if svc.metadata.deletion_timestamp.is_some() || !endpointslice::selects_pods(&svc) {
+            times.forget(&key);
+        } else {
+            times.carried(&key, carried);
+        }
     }
     ctx.failures
         .lock()
@@ -290,6 +309,7 @@ pub async fn run(
         slices,
         options,
         tracker: Mutex::default(),
+        trigger_times: Mutex::new(TriggerTimes::new(k8s_openapi::jiff::Timestamp::now())),
         failures: Mutex::default(),
         metrics,
         synced,

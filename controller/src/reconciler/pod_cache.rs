@@ -51,6 +51,8 @@ pub fn strip_pod(pod: &mut Pod) {
                 .map(|c| PodCondition {
                     type_: c.type_,
                     status: c.status,
+                    // The trigger time of the slices' last-change annotation.
+                    last_transition_time: c.last_transition_time,
                     ..PodCondition::default()
                 })
         });
@@ -68,6 +70,7 @@ pub fn strip_pod(pod: &mut Pod) {
 mod tests {
     use super::*;
     use crate::endpointslice::PodView;
+    use crate::endpointslice::trigger_time::pod_trigger_time;
 
     #[test]
     fn stripping_keeps_everything_the_planner_reads() {
@@ -98,6 +101,8 @@ mod tests {
         strip_pod(&mut stripped);
         assert_eq!(PodView::from_pod(&stripped), before);
         assert_eq!(stripped.metadata.labels, pod.metadata.labels);
+        assert_eq!(pod_trigger_time(&stripped), pod_trigger_time(&pod));
+        assert!(pod_trigger_time(&stripped).is_some());
         let size = serde_json::to_vec(&stripped)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);

@@ -2,10 +2,12 @@
 //! Every write is recorded in the tracker, for the stale-cache guard.
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 use super::tracker::SliceTracker;
 use crate::Error;
+use crate::endpointslice::trigger_time::{self, ANNOTATION_LAST_CHANGE_TRIGGER_TIME};
 use crate::endpointslice::{DEFAULT_MANAGER, SlicePlan};
 use crate::metrics::Metrics;
 
@@ -16,10 +18,35 @@ fn conflict_or(e: kube::Error, name: &str) -> Error {
     }
 }
 
+/// The slice with the last-change trigger time of this write (or without one, as upstream).
+fn stamped(slice: &EndpointSlice, trigger: Option<Timestamp>) -> EndpointSlice {
+    let mut slice = slice.clone();
+    let annotations = slice
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    match trigger {
+        Some(time) => {
+            annotations.insert(
+                ANNOTATION_LAST_CHANGE_TRIGGER_TIME.to_owned(),
+                trigger_time::format(time),
+            );
+        }
+        None => {
+            annotations.remove(ANNOTATION_LAST_CHANGE_TRIGGER_TIME);
+        }
+    }
+    if annotations.is_empty() {
+        slice.metadata.annotations = None;
+    }
+    slice
+}
+
 pub async fn apply(
     api: &Api<EndpointSlice>,
     service: &str,
     plan: &SlicePlan,
+    trigger: Option<Timestamp>,
     tracker: &std::sync::Mutex<SliceTracker>,
     metrics: &Metrics,
 ) -> Result<(), Error> {
@@ -33,7 +60,7 @@ pub async fn apply(
     };
     for slice in &plan.create {
         let created = api
-            .create(&post, slice)
+            .create(&post, &stamped(slice, trigger))
             .await
             .map_err(|e| conflict_or(e, "(new)"))?;
         track(&|t| t.wrote(service, &created));
@@ -43,7 +70,7 @@ pub async fn apply(
         let name = slice.metadata.name.clone().unwrap_or_default();
         // A replace carrying the cached resourceVersion: a conflict means our cache was behind.
         let updated = api
-            .replace(&name, &post, slice)
+            .replace(&name, &post, &stamped(slice, trigger))
             .await
             .map_err(|e| conflict_or(e, &name))?;
         track(&|t| t.wrote(service, &updated));

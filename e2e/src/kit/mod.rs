@@ -10,5 +10,6 @@ pub mod pods;
 pub mod prober;
 pub mod slices;
 pub mod topology;
+pub mod traffic;
 pub mod vantage;
 pub mod workload;

@@ -2,6 +2,13 @@
 
 use std::fmt::Write as _;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::Result;
+use crate::kit::namespace::TestNamespace;
+
 /// The test server's image lines (indented for a container of a pod template), serving 8080/TCP and
 /// 8081/UDP. On the local cluster the node agent serves any image itself; where pods run real images
 /// (kind), `SVCNET_TESTSERVER_IMAGE` names one carrying `svcnet-testserver`.
@@ -71,4 +78,13 @@ spec:
         let _ = writeln!(yaml, "  {line}");
     }
     yaml
+}
+
+/// Sets the Deployment's replicas.
+pub async fn scale(ns: &TestNamespace, name: &str, replicas: u32) -> Result<()> {
+    let patch = json!({ "spec": { "replicas": replicas } });
+    ns.api::<Deployment>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
 }

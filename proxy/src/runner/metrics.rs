@@ -29,6 +29,8 @@ pub struct Metrics {
     pub transaction_lines: Family<SyncLabels, Gauge>,
     /// UDP conntrack deletions run for endpoints that went away.
     pub conntrack_deletions: Counter,
+    /// From a change (the slice's last-change trigger time) to the rules carrying it.
+    pub network_programming_seconds: Histogram,
     /// Healthy while the last sync succeeded.
     pub healthy: AtomicBool,
     registry: Registry,
@@ -64,11 +66,19 @@ impl Metrics {
             "UDP conntrack deletions (one endpoint, one destination each) for endpoints that went away",
             conntrack_deletions.clone(),
         );
+        // Trigger times have a resolution of one second (a Pod condition's lastTransitionTime).
+        let network_programming_seconds = Histogram::new(exponential_buckets(0.25, 2.0, 12));
+        r.register(
+            "network_programming_duration_seconds",
+            "From an endpoint change (the EndpointSlice's last-change-trigger-time) to the rules carrying it",
+            network_programming_seconds.clone(),
+        );
         Arc::new(Metrics {
             sync_seconds,
             sync_failures,
             transaction_lines,
             conntrack_deletions,
+            network_programming_seconds,
             healthy: AtomicBool::new(false),
             registry,
         })

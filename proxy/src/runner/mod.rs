@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 
 use crate::from_kube::desired_state;
+use crate::latency::{self, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ChangeTimes};
 use crate::model::{Family, ProxyConfig};
 use crate::{Committed, Error, compile};
 
@@ -118,6 +119,7 @@ pub async fn run(
     // The state last programmed per family, for the UDP flows a sync leaves stale.
     let mut programmed: Vec<Option<crate::model::State>> = vec![None; settings.families.len()];
     let mut health_checks = health_check::HealthChecks::default();
+    let mut change_times = ChangeTimes::new(k8s_openapi::jiff::Timestamp::now());
     loop {
         let started = Instant::now();
         let config = node_config(&settings.config, nodes.state().first().map(AsRef::as_ref));
@@ -125,6 +127,17 @@ pub async fn run(
         let eps = slices.state();
         let svc_refs: Vec<&Service> = svcs.iter().map(AsRef::as_ref).collect();
         let slice_refs: Vec<&EndpointSlice> = eps.iter().map(AsRef::as_ref).collect();
+        change_times.note(slice_refs.iter().map(|s| {
+            let annotation = s
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME));
+            (
+                s.metadata.uid.as_deref().unwrap_or_default(),
+                annotation.map(String::as_str),
+            )
+        }));
         let mut checks = std::collections::BTreeMap::new();
         for (i, family) in settings.families.iter().enumerate() {
             let desired = desired_state(&config, *family, &svc_refs, &slice_refs);
@@ -176,10 +189,18 @@ pub async fn run(
                 }
             }
         }
-        metrics.healthy.store(
-            committed.iter().all(Option::is_some),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let synced = committed.iter().all(Option::is_some);
+        metrics
+            .healthy
+            .store(synced, std::sync::atomic::Ordering::Relaxed);
+        if synced {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            for trigger in change_times.take() {
+                metrics
+                    .network_programming_seconds
+                    .observe(latency::seconds_since(trigger, now));
+            }
+        }
         health_checks.reconcile(checks).await;
         changed.notified().await;
         // Rate limit: coalesce what arrives within the period after the last sync began.
