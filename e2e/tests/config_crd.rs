@@ -104,18 +104,33 @@ async fn bad_configuration_is_refused_at_apply_time_with_a_clear_message() -> Re
 #[ignore = "needs the local cluster: run `make test-e2e`"]
 async fn max_endpoints_per_slice_from_the_configuration_applies_without_a_restart() -> Result<()> {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use std::net::SocketAddr;
     use std::time::Duration;
     use svcnet_e2e::kit::namespace::with_namespace;
+    use svcnet_e2e::kit::prober::Prober;
     use svcnet_e2e::kit::slices::wait_endpoints;
+    use svcnet_e2e::kit::topology::Topology;
+    use svcnet_e2e::kit::traffic::{answers, cluster_ip, pods_answering};
     use svcnet_e2e::kit::workload::{deployment, service};
+    use svcnet_e2e::{netns, wait::poll_for};
 
     let client = connect().await?;
+    let topology = Topology::local()?;
+    let node = topology
+        .nodes()
+        .first()
+        .cloned()
+        .ok_or_else(|| svcnet_e2e::Error::invalid("cluster", "has no node"))?;
     crds::install(&client).await?;
     let configs: Api<SvcnetConfig> = Api::all(client.clone());
+    // The proxies' default load balancing too: both are followed live.
     let config = json!({
         "apiVersion": "svcnet.dev/v1alpha1", "kind": "SvcnetConfig",
         "metadata": { "name": "default" },
-        "spec": { "endpointSlices": { "maxEndpointsPerSlice": 5 } },
+        "spec": {
+            "endpointSlices": { "maxEndpointsPerSlice": 5 },
+            "proxy": { "loadBalancing": "RoundRobin" },
+        },
     });
     configs
         .patch(
@@ -147,6 +162,31 @@ async fn max_endpoints_per_slice_from_the_configuration_applies_without_a_restar
         )
         .await?;
         assert_eq!(eps.slices.len(), 3);
+
+        // The Service has no annotation: the configuration's round-robin applies. Once the node's
+        // rules take turns over all 12 pods, 24 connections in a row reach each one twice.
+        let marker = format!("{}/small/tcp/http", ns.name);
+        poll_for(
+            "round-robin over 12 pods on the node",
+            Duration::from_secs(120),
+            || async {
+                let table = netns::exec(&node.netns, &["nft", "list table ip svcnet"]).ok()?;
+                table
+                    .lines()
+                    .any(|l| l.contains("numgen inc mod 12"))
+                    .then_some(())
+                    .filter(|_| table.contains(&marker))
+            },
+        )
+        .await?;
+        let target = SocketAddr::new(cluster_ip(&ns, "small").await?, 80);
+        let prober = Prober::from_netns(node.netns.as_str());
+        pods_answering(&prober, target, 12).await?;
+        let tally = answers(&prober, target, 24).await?;
+        assert!(
+            tally.len() == 12 && tally.values().all(|n| *n == 2),
+            "round-robin over 12 pods, 24 connections: {tally:?}"
+        );
         Ok(())
     })
     .await;

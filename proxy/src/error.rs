@@ -10,6 +10,8 @@ pub enum Error {
     MasqueradeBit(u8),
     #[error("nodePortAddresses entry {0} is inside loopback; NodePorts never answer on loopback")]
     LoopbackNodePortAddress(IpNet),
+    #[error("SvcnetConfig proxy.{field}: {value:?} is not a CIDR")]
+    NotACidr { field: &'static str, value: String },
     #[error("nft refused `{op}`: {reason}")]
     Refused { op: String, reason: String },
     /// Running the real `nft` failed.
@@ -23,6 +25,7 @@ impl Error {
         match self {
             Error::MasqueradeBit(_) => "masquerade_bit",
             Error::LoopbackNodePortAddress(_) => "loopback_nodeport_address",
+            Error::NotACidr { .. } => "not_a_cidr",
             Error::Refused { .. } => "refused",
             Error::Nft(_) => "nft",
         }

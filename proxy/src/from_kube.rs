@@ -41,8 +41,12 @@ fn ips(values: impl IntoIterator<Item = String>, family: Family) -> Vec<IpAddr> 
 }
 
 /// The Service's ports as the compiler sees them, for one family. ExternalName and headless Services
-/// have none.
-pub fn service_ports(svc: &Service, family: Family) -> Vec<(ServiceKey, ServiceState)> {
+/// have none. `default_balancing` applies unless the Service's annotation asks for a mode.
+pub fn service_ports(
+    svc: &Service,
+    family: Family,
+    default_balancing: LoadBalancing,
+) -> Vec<(ServiceKey, ServiceState)> {
     let (Some(spec), Some(ns), Some(name)) = (
         svc.spec.as_ref(),
         svc.metadata.namespace.as_deref(),
@@ -84,9 +88,10 @@ pub fn service_ports(svc: &Service, family: Family) -> Vec<(ServiceKey, ServiceS
         .and_then(|a| a.get(LOAD_BALANCING_ANNOTATION))
         .map(String::as_str)
     {
+        Some("random") => LoadBalancing::Random,
         Some("round-robin") => LoadBalancing::RoundRobin,
         Some("source-hash") => LoadBalancing::SourceHash,
-        _ => LoadBalancing::Random,
+        _ => default_balancing,
     };
     let source_ranges: Vec<ipnet::IpNet> = spec
         .load_balancer_source_ranges
@@ -202,7 +207,7 @@ pub fn desired_state(
     let mut state = State::new(family, config.clone());
     state.services = services
         .iter()
-        .flat_map(|s| service_ports(s, family))
+        .flat_map(|s| service_ports(s, family, config.default_load_balancing))
         .collect();
     let mut eps = endpoints(slices, family);
     state.endpoints = state
@@ -285,7 +290,7 @@ mod tests {
             "spec": { "type": "ExternalName", "externalName": "example.com" },
         }))
         .unwrap();
-        assert!(service_ports(&headless, Family::V4).is_empty());
-        assert!(service_ports(&external, Family::V4).is_empty());
+        assert!(service_ports(&headless, Family::V4, LoadBalancing::Random).is_empty());
+        assert!(service_ports(&external, Family::V4, LoadBalancing::Random).is_empty());
     }
 }

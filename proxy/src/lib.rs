@@ -18,6 +18,7 @@ pub mod model;
 pub mod names;
 pub mod render;
 pub mod runner;
+pub mod settings;
 mod transaction;
 
 #[cfg(feature = "testing")]

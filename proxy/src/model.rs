@@ -249,6 +249,8 @@ pub struct ProxyConfig {
     /// The bit of the packet mark that asks for masquerading (kube-proxy: 14, i.e. 0x4000).
     pub masquerade_bit: u8,
     pub masquerade_fully_random: bool,
+    /// For Services without the `svcnet.dev/load-balancing` annotation.
+    pub default_load_balancing: LoadBalancing,
 }
 
 impl ProxyConfig {
@@ -264,6 +266,7 @@ impl ProxyConfig {
             masquerade_all: false,
             masquerade_bit: 14,
             masquerade_fully_random: true,
+            default_load_balancing: LoadBalancing::Random,
         }
     }
 

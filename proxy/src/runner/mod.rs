@@ -3,6 +3,7 @@
 //! committed and apply the transaction. A failed transaction drops the committed state, so the next
 //! sync is a full one.
 
+pub mod config;
 pub mod health_check;
 pub mod metrics;
 pub mod nft;
@@ -21,7 +22,9 @@ use tokio::sync::Notify;
 use crate::from_kube::desired_state;
 use crate::latency::{self, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ChangeTimes};
 use crate::model::{Family, ProxyConfig};
+use crate::settings::with_settings;
 use crate::{Committed, Error, compile};
+use svcnet_crds::config::ProxySettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -82,6 +85,36 @@ fn node_config(base: &ProxyConfig, node: Option<&Node>) -> ProxyConfig {
     config
 }
 
+/// The flags with the configuration resource's settings on top; the flags alone while those are
+/// invalid (logged once per distinct error).
+fn configured(
+    flags: &ProxyConfig,
+    svcnet_config: &tokio::sync::watch::Receiver<Option<ProxySettings>>,
+    last_error: &mut Option<String>,
+) -> ProxyConfig {
+    let outcome = match svcnet_config.borrow().as_ref() {
+        Some(s) => with_settings(flags, s),
+        None => Ok(flags.clone()),
+    };
+    match outcome {
+        Ok(config) => {
+            *last_error = None;
+            config
+        }
+        Err(e) => {
+            let message = e.to_string();
+            if last_error.as_ref() != Some(&message) {
+                tracing::error!(
+                    error = message,
+                    "ignoring the SvcnetConfig's proxy settings"
+                );
+                *last_error = Some(message);
+            }
+            flags.clone()
+        }
+    }
+}
+
 /// Runs until a watch stream ends (they don't) or the process is stopped.
 pub async fn run(
     client: kube::Client,
@@ -100,10 +133,12 @@ pub async fn run(
         changed.clone(),
     );
     let (nodes, node_watch) = reflect(
-        Api::<Node>::all(client),
+        Api::<Node>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
         changed.clone(),
     );
+    let (settings_tx, svcnet_config) = tokio::sync::watch::channel(config::current(&client).await);
+    tokio::spawn(config::follow(client.clone(), settings_tx, changed.clone()));
     tokio::spawn(svc_watch);
     tokio::spawn(slice_watch);
     tokio::spawn(node_watch);
@@ -120,9 +155,11 @@ pub async fn run(
     let mut programmed: Vec<Option<crate::model::State>> = vec![None; settings.families.len()];
     let mut health_checks = health_check::HealthChecks::default();
     let mut change_times = ChangeTimes::new(k8s_openapi::jiff::Timestamp::now());
+    let mut settings_error = None;
     loop {
         let started = Instant::now();
-        let config = node_config(&settings.config, nodes.state().first().map(AsRef::as_ref));
+        let configured = configured(&settings.config, &svcnet_config, &mut settings_error);
+        let config = node_config(&configured, nodes.state().first().map(AsRef::as_ref));
         let svcs = services.state();
         let eps = slices.state();
         let svc_refs: Vec<&Service> = svcs.iter().map(AsRef::as_ref).collect();
