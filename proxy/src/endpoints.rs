@@ -17,7 +17,7 @@ pub struct Selection<'a> {
     pub cluster: Vec<&'a EndpointState>,
     /// This node's endpoints, used by policy Local.
     pub local: Vec<&'a EndpointState>,
-    /// The union of the two: every endpoint that needs a chain.
+    /// The union of the two: every endpoint this node may send traffic to.
     pub reachable: Vec<&'a EndpointState>,
     /// Whether the service has a usable endpoint anywhere in the cluster.
     pub has_any: bool,

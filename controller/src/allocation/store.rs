@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, ObjectMeta, PostParams};
 use svcnet_crds::AllocationState;
@@ -21,9 +22,10 @@ use crate::Error;
 /// The object's name.
 pub const STATE_NAME: &str = "default";
 
-/// How often a batch is retried on conflicts before its requests fail (and are retried by their
-/// callers).
-const ATTEMPTS: usize = 50;
+/// How long a batch is retried on conflicts before its requests fail. An error answer lets the
+/// apiserver allocate by itself (`failurePolicy: Ignore`), whose values svcnet only learns later, so
+/// retrying is worth the whole time the apiserver waits (`timeoutSeconds`: 10 by default).
+const RETRY_FOR: Duration = Duration::from_secs(8);
 
 /// Changes committed in one write at most.
 const BATCH: usize = 256;
@@ -182,7 +184,10 @@ async fn commit(
     loaded: &mut Option<Loaded>,
     jobs: &[Job],
 ) -> Result<Vec<Result<Output, Denial>>, Error> {
-    for attempt in 0..ATTEMPTS {
+    let started = Instant::now();
+    let mut attempt = 0;
+    while attempt == 0 || started.elapsed() < RETRY_FOR {
+        attempt += 1;
         let (current, fresh) = match loaded.take() {
             Some(current) => (current, false),
             None => (read(api).await?, true),
@@ -240,14 +245,14 @@ async fn commit(
             }
         }
     }
-    Err(Error::Contended(ATTEMPTS))
+    Err(Error::Contended(attempt))
 }
 
 /// Up to 2 ms per attempt so far (at most 40 ms), drawn afresh each time.
-fn jitter(attempt: usize) -> std::time::Duration {
+fn jitter(attempt: usize) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_usize(attempt);
     let bound = (2 * (attempt as u64 + 1)).min(40);
-    std::time::Duration::from_millis(hasher.finish() % bound)
+    Duration::from_millis(hasher.finish() % bound)
 }

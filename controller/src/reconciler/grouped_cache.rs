@@ -13,14 +13,14 @@ use kube::runtime::watcher::Event;
 
 use crate::endpointslice::LABEL_SERVICE_NAME;
 
-/// Objects by group, then by identity; and each object's group, to find it on a change.
+/// Values by group, then by object identity; and each object's group, to find it on a change.
 #[derive(Debug)]
-struct Groups<K> {
-    members: HashMap<String, HashMap<String, Arc<K>>>,
+struct Groups<V> {
+    members: HashMap<String, HashMap<String, Arc<V>>>,
     group_of_object: HashMap<String, String>,
 }
 
-impl<K> Default for Groups<K> {
+impl<V> Default for Groups<V> {
     fn default() -> Self {
         Groups {
             members: HashMap::new(),
@@ -29,16 +29,15 @@ impl<K> Default for Groups<K> {
     }
 }
 
-impl<K: kube::Resource + Clone> Groups<K> {
-    fn insert(&mut self, group_of: fn(&K) -> Option<String>, obj: &K) {
-        let id = identity(obj);
+impl<V> Groups<V> {
+    fn insert(&mut self, id: String, group: Option<String>, value: impl FnOnce() -> V) {
         // An object can move between groups (a slice relabelled): take it out of its old one.
         self.remove_id(&id);
-        if let Some(group) = group_of(obj) {
+        if let Some(group) = group {
             self.members
                 .entry(group.clone())
                 .or_default()
-                .insert(id.clone(), Arc::new(obj.clone()));
+                .insert(id.clone(), Arc::new(value()));
             self.group_of_object.insert(id, group);
         }
     }
@@ -56,33 +55,41 @@ impl<K: kube::Resource + Clone> Groups<K> {
     }
 }
 
-/// Objects by group, then by name.
+/// What is kept of each object (`V`: the object itself, or the part of it the controller reads),
+/// by group, then by name.
 #[derive(Debug)]
-pub struct GroupedCache<K> {
+pub struct GroupedCache<K, V = K> {
     group_of: fn(&K) -> Option<String>,
-    state: RwLock<State<K>>,
+    keep: fn(&K) -> V,
+    state: RwLock<State<V>>,
     /// True once the first list is complete.
     ready: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug)]
-struct State<K> {
-    live: Groups<K>,
+struct State<V> {
+    live: Groups<V>,
     /// A (re)list in progress: it replaces `live` as a whole once complete, as the reflector does.
-    relist: Option<Groups<K>>,
+    relist: Option<Groups<V>>,
 }
 
-impl<K: kube::Resource + Clone> GroupedCache<K> {
-    /// A cache grouping objects by `group_of` (objects it gives no group are not kept).
-    pub fn new(group_of: fn(&K) -> Option<String>) -> Arc<Self> {
+impl<K: kube::Resource, V> GroupedCache<K, V> {
+    /// A cache grouping objects by `group_of` (objects it gives no group are not kept), keeping
+    /// `keep(object)` of each.
+    pub fn new(group_of: fn(&K) -> Option<String>, keep: fn(&K) -> V) -> Arc<Self> {
         Arc::new(GroupedCache {
             group_of,
+            keep,
             state: RwLock::new(State {
                 live: Groups::default(),
                 relist: None,
             }),
             ready: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    fn insert(&self, groups: &mut Groups<V>, obj: &K) {
+        groups.insert(identity(obj), (self.group_of)(obj), || (self.keep)(obj));
     }
 
     /// Applies one watch event.
@@ -92,7 +99,7 @@ impl<K: kube::Resource + Clone> GroupedCache<K> {
             Event::Init => state.relist = Some(Groups::default()),
             Event::InitApply(obj) => {
                 if let Some(relist) = state.relist.as_mut() {
-                    relist.insert(self.group_of, obj);
+                    self.insert(relist, obj);
                 }
             }
             Event::InitDone => {
@@ -101,13 +108,13 @@ impl<K: kube::Resource + Clone> GroupedCache<K> {
                 }
                 self.ready.send_replace(true);
             }
-            Event::Apply(obj) => state.live.insert(self.group_of, obj),
+            Event::Apply(obj) => self.insert(&mut state.live, obj),
             Event::Delete(obj) => state.live.remove_id(&identity(obj)),
         }
     }
 
-    /// The objects of `group`.
-    pub fn group(&self, group: &str) -> Vec<Arc<K>> {
+    /// What is kept of the objects of `group`.
+    pub fn group(&self, group: &str) -> Vec<Arc<V>> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         state
             .live
@@ -115,6 +122,12 @@ impl<K: kube::Resource + Clone> GroupedCache<K> {
             .get(group)
             .map(|g| g.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether `obj` (by namespace and name) is held.
+    pub fn contains(&self, obj: &K) -> bool {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.live.group_of_object.contains_key(&identity(obj))
     }
 
     /// Whether the first list has completed.
@@ -173,6 +186,10 @@ mod tests {
         p
     }
 
+    fn cache(group_of: fn(&Pod) -> Option<String>) -> Arc<GroupedCache<Pod>> {
+        GroupedCache::new(group_of, Pod::clone)
+    }
+
     fn names(cache: &GroupedCache<Pod>, group: &str) -> Vec<String> {
         let mut names: Vec<String> = cache.group(group).iter().map(|p| p.name_any()).collect();
         names.sort();
@@ -181,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_everything_once_done() {
-        let cache = GroupedCache::new(by_namespace::<Pod>);
+        let cache = cache(by_namespace::<Pod>);
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(pod("a", "1")));
         assert!(!cache.is_ready());
@@ -203,7 +220,7 @@ mod tests {
 
     #[test]
     fn applies_and_deletes_touch_only_their_object() {
-        let cache = GroupedCache::new(by_namespace::<Pod>);
+        let cache = cache(by_namespace::<Pod>);
         cache.apply(&Event::Init);
         cache.apply(&Event::InitDone);
         cache.apply(&Event::Apply(pod("a", "1")));
@@ -211,14 +228,16 @@ mod tests {
         cache.apply(&Event::Apply(pod("b", "1")));
         cache.apply(&Event::Apply(pod("a", "1")));
         assert_eq!(names(&cache, "a"), ["1", "2"]);
+        assert!(cache.contains(&pod("a", "1")));
         cache.apply(&Event::Delete(pod("a", "1")));
         assert_eq!(names(&cache, "a"), ["2"]);
+        assert!(!cache.contains(&pod("a", "1")));
         assert_eq!(names(&cache, "b"), ["1"]);
     }
 
     #[test]
     fn an_object_that_changes_group_moves() {
-        let cache = GroupedCache::new(|p: &Pod| p.labels().get("svc").cloned());
+        let cache = cache(|p: &Pod| p.labels().get("svc").cloned());
         let mut p = pod("a", "1");
         p.labels_mut().insert("svc".into(), "x".into());
         cache.apply(&Event::Apply(p.clone()));

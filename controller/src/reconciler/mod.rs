@@ -27,10 +27,11 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
 use crate::Error;
-use crate::endpointslice::trigger_time::{TriggerTimes, pod_trigger_time, service_trigger_time};
+use crate::endpointslice::trigger_time::{TriggerTimes, service_trigger_time};
 use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
 use crate::metrics::Metrics;
 use grouped_cache::{GroupedCache, by_namespace, by_service, service_group};
+use pod_cache::CachedPod;
 use tracker::SliceTracker;
 
 /// How the controller runs.
@@ -47,7 +48,7 @@ pub struct Settings {
 struct Context {
     client: kube::Client,
     /// Pods by namespace.
-    pods: Arc<GroupedCache<Pod>>,
+    pods: Arc<GroupedCache<Pod, CachedPod>>,
     nodes: Store<Node>,
     /// Our slices by namespace and Service.
     slices: Arc<GroupedCache<EndpointSlice>>,
@@ -65,13 +66,12 @@ fn key(svc: &Service) -> String {
     format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
-fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
-    let labels = pod.labels();
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// Services in the pod's namespace whose selector matches its labels.
-fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Service>> {
+/// Names of the Services in the pod's namespace whose selector matches its labels.
+fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<String> {
     let ns = pod.namespace();
     services
         .state()
@@ -81,9 +81,9 @@ fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Ser
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|sel| !sel.is_empty() && selects(sel, pod))
+                .is_some_and(|sel| !sel.is_empty() && selects(sel, pod.labels()))
         })
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .map(|s| s.name_any())
         .collect()
 }
 
@@ -117,10 +117,10 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
             .pods
             .group(&ns)
             .iter()
-            .filter(|p| selects(selector, p))
+            .filter(|p| selects(selector, &p.labels))
             .map(|p| {
-                changes.extend(pod_trigger_time(p));
-                PodView::from_pod(p)
+                changes.extend(p.trigger_time);
+                p.view.clone()
             })
             .collect(),
         _ => Vec::new(),
@@ -227,7 +227,7 @@ pub async fn run(
     let watch = watcher::Config::default();
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={DEFAULT_MANAGER}"));
 
-    let pods = GroupedCache::new(by_namespace::<Pod>);
+    let pods = GroupedCache::new(by_namespace::<Pod>, CachedPod::of);
     let pods_fed = pods.clone();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
         .default_backoff()
@@ -240,7 +240,7 @@ pub async fn run(
         .reflect(node_writer)
         .touched_objects()
         .predicate_filter(predicates::labels, Default::default());
-    let slices = GroupedCache::new(by_service);
+    let slices = GroupedCache::new(by_service, EndpointSlice::clone);
     let slices_fed = slices.clone();
     let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
         .default_backoff()
@@ -293,8 +293,10 @@ pub async fn run(
         on_synced();
     });
 
-    // A pod whose labels change may leave a Service: remember what each pod mapped to last time.
-    let last_mapped: Arc<Mutex<HashMap<String, Vec<ObjectRef<Service>>>>> = Arc::default();
+    // A pod whose labels change may leave a Service: remember the Services (by name, in the pod's
+    // namespace) each pod mapped to last time, until the pod is gone.
+    let last_mapped: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    let pods_present = pods.clone();
     let services_for_pods = services.clone();
     let services_for_nodes = services.clone();
     let reporter = Reporter {
@@ -320,15 +322,20 @@ pub async fn run(
             let now = services_selecting(&services_for_pods, &pod);
             let uid = pod.uid().unwrap_or_default();
             let mut last = last_mapped.lock().unwrap_or_else(|e| e.into_inner());
-            let mut refs = if pod.metadata.deletion_timestamp.is_some() && pod.status.is_none() {
-                last.remove(&uid).unwrap_or_default()
-            } else {
+            // The cache has applied this event already: a pod it no longer holds was deleted.
+            let mut names = if pods_present.contains(&pod) {
                 last.insert(uid, now.clone()).unwrap_or_default()
+            } else {
+                last.remove(&uid).unwrap_or_default()
             };
-            refs.extend(now);
-            refs.sort_by_key(|r| (r.namespace.clone(), r.name.clone()));
-            refs.dedup();
-            refs
+            names.extend(now);
+            names.sort();
+            names.dedup();
+            let ns = pod.namespace().unwrap_or_default();
+            names
+                .into_iter()
+                .map(|name| ObjectRef::<Service>::new(&name).within(&ns))
+                .collect::<Vec<_>>()
         })
         .watches_stream(node_stream, move |_node: Node| {
             // A node's zone changed (or a node came or went): every Service may have endpoints there.

@@ -2,7 +2,33 @@
 //! else (managed fields, annotations, volumes, env, most of status) is dropped as it arrives, which
 //! keeps the cache near 1 KB per pod.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::endpointslice::PodView;
+use crate::endpointslice::trigger_time::pod_trigger_time;
+
+/// What the pod cache holds of a Pod: its labels (for selectors), what the planner reads, and when
+/// its readiness last changed. A few hundred bytes, where even a stripped `Pod` is kilobytes of
+/// mostly empty fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPod {
+    pub labels: BTreeMap<String, String>,
+    pub view: PodView,
+    pub trigger_time: Option<Timestamp>,
+}
+
+impl CachedPod {
+    pub fn of(pod: &Pod) -> Self {
+        CachedPod {
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            view: PodView::from_pod(pod),
+            trigger_time: pod_trigger_time(pod),
+        }
+    }
+}
 
 fn keep_container(c: &Container) -> Container {
     Container {
@@ -69,8 +95,6 @@ pub fn strip_pod(pod: &mut Pod) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpointslice::PodView;
-    use crate::endpointslice::trigger_time::pod_trigger_time;
 
     #[test]
     fn stripping_keeps_everything_the_planner_reads() {
@@ -101,8 +125,8 @@ mod tests {
         strip_pod(&mut stripped);
         assert_eq!(PodView::from_pod(&stripped), before);
         assert_eq!(stripped.metadata.labels, pod.metadata.labels);
-        assert_eq!(pod_trigger_time(&stripped), pod_trigger_time(&pod));
-        assert!(pod_trigger_time(&stripped).is_some());
+        assert_eq!(CachedPod::of(&stripped), CachedPod::of(&pod));
+        assert!(CachedPod::of(&stripped).trigger_time.is_some());
         let size = serde_json::to_vec(&stripped)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
