@@ -2,12 +2,14 @@
 //! (docs/benchmarks.md, "Proxy"). `bench/proxy/run.sh` brings up a local cluster and runs `measure`:
 //! for each size, the Services and their EndpointSlices are created, then each proxy in turn starts in
 //! a node's namespace, does its first full sync, and applies one-endpoint changes. `report` writes
-//! the section.
+//! the section. `rules` writes svcnet-proxy's transactions for the same Services without a cluster,
+//! to time the kernel's part alone.
 
 mod measure;
 mod population;
 mod proc_stats;
 mod report;
+mod rules;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Measure both proxies at each size on the cluster in `--state-dir`.
     Measure(measure::Args),
+    /// Write svcnet-proxy's full-sync and one-change transactions for the Services, no cluster needed.
+    Rules(rules::Args),
     /// Print the section (and put it into the doc with `--doc`).
     Report {
         #[arg(long)]
@@ -42,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Measure(args) => measure::run(args).await,
+        Command::Rules(args) => rules::run(&args),
         Command::Report {
             results,
             header,

@@ -27,15 +27,20 @@ fn address(k: usize) -> String {
     format!("10.{}.{}.{}", 128 + (k >> 16), (k >> 8) & 255, k & 255)
 }
 
-/// The endpoints of Service `i`; with `replaced`, the first one has address number `replaced`.
-pub fn endpoints(i: usize, per_service: usize, replaced: Option<usize>) -> Value {
+/// The endpoints of Service `i`; with `replaced`, the first one has address number `replaced`. Without
+/// `node` they name no node, as a user or another controller may write them.
+pub fn endpoints(i: usize, per_service: usize, replaced: Option<usize>, node: Option<&str>) -> Value {
     let list: Vec<Value> = (0..per_service)
         .map(|j| {
             let k = match (j, replaced) {
                 (0, Some(fresh)) => fresh,
                 _ => i * per_service + j,
             };
-            json!({ "addresses": [address(k)], "conditions": { "ready": true } })
+            let mut endpoint = json!({ "addresses": [address(k)], "conditions": { "ready": true } });
+            if let Some(node) = node {
+                endpoint["nodeName"] = json!(node);
+            }
+            endpoint
         })
         .collect();
     Value::Array(list)
@@ -65,6 +70,41 @@ pub async fn create(
     Ok(())
 }
 
+/// Service `i` (one TCP port, no selector); the apiserver picks its ClusterIP unless one is given.
+pub fn service(i: usize, cluster_ip: Option<std::net::Ipv4Addr>) -> Result<Service> {
+    let mut spec = json!({ "ports": [{ "name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP" }] });
+    if let Some(ip) = cluster_ip {
+        spec["clusterIP"] = json!(ip.to_string());
+        spec["clusterIPs"] = json!([ip.to_string()]);
+    }
+    Ok(serde_json::from_value(json!({
+        "metadata": { "name": service_name(i), "namespace": NAMESPACE },
+        "spec": spec,
+    }))?)
+}
+
+/// The EndpointSlice of Service `i` (see [`endpoints`]).
+pub fn slice(
+    i: usize,
+    per_service: usize,
+    replaced: Option<usize>,
+    node: Option<&str>,
+) -> Result<EndpointSlice> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {
+            "name": slice_name(i),
+            "namespace": NAMESPACE,
+            "labels": {
+                "kubernetes.io/service-name": service_name(i),
+                "endpointslice.kubernetes.io/managed-by": "bench.svcnet.dev",
+            }
+        },
+        "addressType": "IPv4",
+        "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }],
+        "endpoints": endpoints(i, per_service, replaced, node),
+    }))?)
+}
+
 async fn create_one(
     services: &Api<Service>,
     slices: &Api<EndpointSlice>,
@@ -72,26 +112,14 @@ async fn create_one(
     per_service: usize,
 ) -> Result<()> {
     let name = service_name(i);
-    let service: Service = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP" }] }
-    }))?;
-    tolerate_exists(services.create(&PostParams::default(), &service).await)
+    tolerate_exists(services.create(&PostParams::default(), &service(i, None)?).await)
         .with_context(|| format!("Service {name}"))?;
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "metadata": {
-            "name": slice_name(i),
-            "labels": {
-                "kubernetes.io/service-name": name,
-                "endpointslice.kubernetes.io/managed-by": "bench.svcnet.dev",
-            }
-        },
-        "addressType": "IPv4",
-        "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }],
-        "endpoints": endpoints(i, per_service, None),
-    }))?;
-    tolerate_exists(slices.create(&PostParams::default(), &slice).await)
-        .with_context(|| format!("EndpointSlice of {name}"))?;
+    tolerate_exists(
+        slices
+            .create(&PostParams::default(), &slice(i, per_service, None, None)?)
+            .await,
+    )
+    .with_context(|| format!("EndpointSlice of {name}"))?;
     Ok(())
 }
 
@@ -103,7 +131,7 @@ pub async fn change_one(
     fresh: usize,
 ) -> Result<()> {
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
-    let patch = json!({ "endpoints": endpoints(i, per_service, Some(fresh)) });
+    let patch = json!({ "endpoints": endpoints(i, per_service, Some(fresh), None) });
     slices
         .patch(
             &slice_name(i),
@@ -139,8 +167,8 @@ mod tests {
 
     #[test]
     fn a_change_replaces_only_the_first_endpoint() {
-        let before = endpoints(3, 10, None);
-        let after = endpoints(3, 10, Some(1_000_000));
+        let before = endpoints(3, 10, None, None);
+        let after = endpoints(3, 10, Some(1_000_000), None);
         let (before, after) = (before.as_array().unwrap(), after.as_array().unwrap());
         assert_eq!(before.len(), 10);
         assert_ne!(before[0], after[0]);
