@@ -116,11 +116,7 @@ async fn max_endpoints_per_slice_from_the_configuration_applies_without_a_restar
 
     let client = connect().await?;
     let topology = Topology::local()?;
-    let node = topology
-        .nodes()
-        .first()
-        .cloned()
-        .ok_or_else(|| svcnet_e2e::Error::invalid("cluster", "has no node"))?;
+    let node = topology.first_node()?.clone();
     crds::install(&client).await?;
     let configs: Api<SvcnetConfig> = Api::all(client.clone());
     // The proxies' default load balancing too: both are followed live.

@@ -14,7 +14,7 @@ use svcnet_e2e::kit::topology::Topology;
 use svcnet_e2e::kit::traffic::{cluster_ip, only_one_pod_answering};
 use svcnet_e2e::kit::workload::{deployment, service};
 use svcnet_e2e::wait::poll_for;
-use svcnet_e2e::{Error, Result, netns};
+use svcnet_e2e::{Result, netns};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -40,11 +40,7 @@ fn affinity_sets(node_netns: &str, namespace: &str, service: &str) -> Result<(us
 async fn client_ip_affinity_sticks_then_expires() -> Result<()> {
     let client = connect().await?;
     let topology = Topology::local()?;
-    let node = topology
-        .nodes()
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::invalid("cluster", "has no node"))?;
+    let node = topology.first_node()?.clone();
     with_namespace(&client, "affinity", |ns| async move {
         ns.apply_yaml(&deployment("sticky", 3, true, 0)).await?;
         ns.apply_yaml(&service(

@@ -29,14 +29,20 @@ fn address(k: usize) -> String {
 
 /// The endpoints of Service `i`; with `replaced`, the first one has address number `replaced`. Without
 /// `node` they name no node, as a user or another controller may write them.
-pub fn endpoints(i: usize, per_service: usize, replaced: Option<usize>, node: Option<&str>) -> Value {
+pub fn endpoints(
+    i: usize,
+    per_service: usize,
+    replaced: Option<usize>,
+    node: Option<&str>,
+) -> Value {
     let list: Vec<Value> = (0..per_service)
         .map(|j| {
             let k = match (j, replaced) {
                 (0, Some(fresh)) => fresh,
                 _ => i * per_service + j,
             };
-            let mut endpoint = json!({ "addresses": [address(k)], "conditions": { "ready": true } });
+            let mut endpoint =
+                json!({ "addresses": [address(k)], "conditions": { "ready": true } });
             if let Some(node) = node {
                 endpoint["nodeName"] = json!(node);
             }
@@ -72,7 +78,8 @@ pub async fn create(
 
 /// Service `i` (one TCP port, no selector); the apiserver picks its ClusterIP unless one is given.
 pub fn service(i: usize, cluster_ip: Option<std::net::Ipv4Addr>) -> Result<Service> {
-    let mut spec = json!({ "ports": [{ "name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP" }] });
+    let mut spec =
+        json!({ "ports": [{ "name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP" }] });
     if let Some(ip) = cluster_ip {
         spec["clusterIP"] = json!(ip.to_string());
         spec["clusterIPs"] = json!([ip.to_string()]);
@@ -112,8 +119,12 @@ async fn create_one(
     per_service: usize,
 ) -> Result<()> {
     let name = service_name(i);
-    tolerate_exists(services.create(&PostParams::default(), &service(i, None)?).await)
-        .with_context(|| format!("Service {name}"))?;
+    tolerate_exists(
+        services
+            .create(&PostParams::default(), &service(i, None)?)
+            .await,
+    )
+    .with_context(|| format!("Service {name}"))?;
     tolerate_exists(
         slices
             .create(&PostParams::default(), &slice(i, per_service, None, None)?)

@@ -47,7 +47,12 @@ pub fn run(args: &Args) -> Result<()> {
     let svc_refs: Vec<_> = services.iter().collect();
 
     let started = Instant::now();
-    let desired = desired_state(&config, Family::V4, &svc_refs, &slices.iter().collect::<Vec<_>>());
+    let desired = desired_state(
+        &config,
+        Family::V4,
+        &svc_refs,
+        &slices.iter().collect::<Vec<_>>(),
+    );
     let (full, committed) = compile(&desired, None);
     let full_text = full.to_string();
     let full_took = started.elapsed();
@@ -62,7 +67,12 @@ pub fn run(args: &Args) -> Result<()> {
         )?;
     }
     let started = Instant::now();
-    let desired = desired_state(&config, Family::V4, &svc_refs, &slices.iter().collect::<Vec<_>>());
+    let desired = desired_state(
+        &config,
+        Family::V4,
+        &svc_refs,
+        &slices.iter().collect::<Vec<_>>(),
+    );
     let translate_took = started.elapsed();
     let (change, next) = compile(&desired, Some(&committed));
     let change_text = change.to_string();

@@ -23,6 +23,13 @@ impl Topology {
         &self.inventory.nodes
     }
 
+    /// The first node.
+    pub fn first_node(&self) -> Result<&NodeRecord> {
+        self.nodes()
+            .first()
+            .ok_or_else(|| Error::invalid("local cluster", "has no node"))
+    }
+
     /// The node named `name` (e.g. the node a pod runs on).
     pub fn node(&self, name: &str) -> Result<&NodeRecord> {
         self.nodes()
