@@ -1,6 +1,6 @@
 //! svcnet-controller's EndpointSlices on the local cluster: they follow scale, readiness and
-//! termination, carry hostnames for headless Services, cover both families, and go when the selector
-//! goes.
+//! termination, carry hostnames for headless Services, cover both families, drop a relabelled pod,
+//! and go when the selector goes.
 
 use std::time::Duration;
 
@@ -289,6 +289,43 @@ async fn removing_the_selector_deletes_our_slices() -> Result<()> {
                 .iter()
                 .any(|s| s.metadata.name.as_deref() == Some("sel-manual"))
         );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run `make test-e2e`"]
+async fn a_relabelled_pod_leaves_its_old_service() -> Result<()> {
+    let client = connect().await?;
+    with_namespace(&client, "relabel", |ns| async move {
+        // A bare pod: no ReplicaSet starts another one, whose arrival would replan the Service anyway.
+        ns.apply_yaml(
+            "apiVersion: v1
+kind: Pod
+metadata: { name: rl, labels: { app: rl } }
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: server
+    image: svcnet.dev/testserver:local
+    ports: [{ name: http, containerPort: 8080 }, { name: udp, containerPort: 8081, protocol: UDP }]
+",
+        )
+        .await?;
+        ns.apply_yaml(&service("rl", "rl", &[])).await?;
+        let slices = ns.api::<EndpointSlice>();
+        wait_endpoints(&slices, "rl", "the pod", TIMEOUT, |e| e.ready_count() == 1).await?;
+        // Its new labels match no Service: only the memory of what it matched before says which
+        // Service to plan again.
+        let patch = json!({ "metadata": { "labels": { "app": "elsewhere" } } });
+        ns.api::<Pod>()
+            .patch("rl", &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        wait_endpoints(&slices, "rl", "the relabelled pod gone", TIMEOUT, |e| {
+            e.endpoints.is_empty()
+        })
+        .await?;
         Ok(())
     })
     .await

@@ -124,10 +124,15 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
             .unwrap_or_default()
     }
 
-    /// Whether `obj` (by namespace and name) is held.
+    /// Whether `obj` (by namespace and name) is held, or listed by a relist in progress.
     pub fn contains(&self, obj: &K) -> bool {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.live.group_of_object.contains_key(&identity(obj))
+        let id = identity(obj);
+        state.live.group_of_object.contains_key(&id)
+            || state
+                .relist
+                .as_ref()
+                .is_some_and(|r| r.group_of_object.contains_key(&id))
     }
 
     /// Whether the first list has completed.
@@ -203,6 +208,7 @@ mod tests {
         cache.apply(&Event::InitApply(pod("a", "1")));
         assert!(!cache.is_ready());
         assert!(cache.group("a").is_empty(), "not live before InitDone");
+        assert!(cache.contains(&pod("a", "1")), "but listed");
         cache.apply(&Event::InitDone);
         assert!(cache.is_ready());
         assert_eq!(names(&cache, "a"), ["1"]);
