@@ -30,6 +30,11 @@ impl<V> Default for Groups<V> {
 }
 
 impl<V> Groups<V> {
+    fn get(&self, id: &str) -> Option<Arc<V>> {
+        let group = self.group_of_object.get(id)?;
+        self.members.get(group)?.get(id).cloned()
+    }
+
     fn insert(&mut self, id: String, group: Option<String>, value: impl FnOnce() -> V) {
         // An object can move between groups (a slice relabelled): take it out of its old one.
         self.remove_id(&id);
@@ -92,9 +97,14 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
         groups.insert(identity(obj), (self.group_of)(obj), || (self.keep)(obj));
     }
 
-    /// Applies one watch event.
-    pub fn apply(&self, event: &Event<K>) {
+    /// Applies one watch event. For an object applied, returns what was kept of it before (from the
+    /// live view, also during a relist), so a caller can see what changed.
+    pub fn apply(&self, event: &Event<K>) -> Option<Arc<V>> {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let before = match event {
+            Event::Apply(obj) | Event::InitApply(obj) => state.live.get(&identity(obj)),
+            _ => None,
+        };
         match event {
             Event::Init => state.relist = Some(Groups::default()),
             Event::InitApply(obj) => {
@@ -111,6 +121,7 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
             Event::Apply(obj) => self.insert(&mut state.live, obj),
             Event::Delete(obj) => state.live.remove_id(&identity(obj)),
         }
+        before
     }
 
     /// What is kept of the objects of `group`.
@@ -122,17 +133,6 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
             .get(group)
             .map(|g| g.values().cloned().collect())
             .unwrap_or_default()
-    }
-
-    /// Whether `obj` (by namespace and name) is held, or listed by a relist in progress.
-    pub fn contains(&self, obj: &K) -> bool {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let id = identity(obj);
-        state.live.group_of_object.contains_key(&id)
-            || state
-                .relist
-                .as_ref()
-                .is_some_and(|r| r.group_of_object.contains_key(&id))
     }
 
     /// Whether the first list has completed.
@@ -208,7 +208,6 @@ mod tests {
         cache.apply(&Event::InitApply(pod("a", "1")));
         assert!(!cache.is_ready());
         assert!(cache.group("a").is_empty(), "not live before InitDone");
-        assert!(cache.contains(&pod("a", "1")), "but listed");
         cache.apply(&Event::InitDone);
         assert!(cache.is_ready());
         assert_eq!(names(&cache, "a"), ["1"]);
@@ -234,11 +233,23 @@ mod tests {
         cache.apply(&Event::Apply(pod("b", "1")));
         cache.apply(&Event::Apply(pod("a", "1")));
         assert_eq!(names(&cache, "a"), ["1", "2"]);
-        assert!(cache.contains(&pod("a", "1")));
         cache.apply(&Event::Delete(pod("a", "1")));
         assert_eq!(names(&cache, "a"), ["2"]);
-        assert!(!cache.contains(&pod("a", "1")));
         assert_eq!(names(&cache, "b"), ["1"]);
+    }
+
+    #[test]
+    fn an_apply_returns_what_was_kept_before() {
+        let cache = cache(by_namespace::<Pod>);
+        let mut p = pod("a", "1");
+        assert!(cache.apply(&Event::Apply(p.clone())).is_none());
+        p.labels_mut().insert("app".into(), "web".into());
+        let before = cache.apply(&Event::Apply(p.clone()));
+        assert_eq!(before.map(|b| b.labels().len()), Some(0));
+        // A relist compares with the live view.
+        cache.apply(&Event::Init);
+        let before = cache.apply(&Event::InitApply(p));
+        assert_eq!(before.map(|b| b.labels().len()), Some(1));
     }
 
     #[test]

@@ -70,18 +70,21 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// Names of the Services in the pod's namespace whose selector matches its labels.
-fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<String> {
-    let ns = pod.namespace();
+/// Names of the Services in namespace `ns` whose selector matches `labels`.
+fn services_selecting(
+    services: &Store<Service>,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<String> {
     services
         .state()
         .iter()
-        .filter(|s| s.namespace() == ns)
+        .filter(|s| s.namespace().as_deref() == Some(ns))
         .filter(|s| {
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|sel| !sel.is_empty() && selects(sel, pod.labels()))
+                .is_some_and(|sel| !sel.is_empty() && selects(sel, labels))
         })
         .map(|s| s.name_any())
         .collect()
@@ -229,10 +232,25 @@ pub async fn run(
 
     let pods = GroupedCache::new(by_namespace::<Pod>, CachedPod::of);
     let pods_fed = pods.clone();
+    // A pod whose labels change may leave a Service: its labels before the change (by uid), for the
+    // mapping below, as upstream maps both the old and the new object of an update.
+    let relabelled: Arc<Mutex<HashMap<String, BTreeMap<String, String>>>> = Arc::default();
+    let relabelled_fed = relabelled.clone();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
         .default_backoff()
         .modify(pod_cache::strip_pod)
-        .inspect_ok(move |event| pods_fed.apply(event))
+        .inspect_ok(move |event| {
+            let before = pods_fed.apply(event);
+            if let (watcher::Event::Apply(pod) | watcher::Event::InitApply(pod), Some(before)) =
+                (event, before)
+                && before.labels != *pod.labels()
+            {
+                relabelled_fed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(pod.uid().unwrap_or_default(), before.labels.clone());
+            }
+        })
         .touched_objects();
     let (nodes, node_writer) = reflector::store();
     let node_stream = watcher(Api::<Node>::all(client.clone()), watch.clone())
@@ -244,7 +262,9 @@ pub async fn run(
     let slices_fed = slices.clone();
     let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
         .default_backoff()
-        .inspect_ok(move |event| slices_fed.apply(event))
+        .inspect_ok(move |event| {
+            slices_fed.apply(event);
+        })
         .touched_objects();
 
     let batch_period = config::batch_period(&client, settings.batch_period).await;
@@ -293,10 +313,6 @@ pub async fn run(
         on_synced();
     });
 
-    // A pod whose labels change may leave a Service: remember the Services (by name, in the pod's
-    // namespace) each pod mapped to last time, until the pod is gone.
-    let last_mapped: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
-    let pods_present = pods.clone();
     let services_for_pods = services.clone();
     let services_for_nodes = services.clone();
     let reporter = Reporter {
@@ -319,19 +335,17 @@ pub async fn run(
     controller
         .owns_stream(slice_stream)
         .watches_stream(pod_stream, move |pod: Pod| {
-            let now = services_selecting(&services_for_pods, &pod);
-            let uid = pod.uid().unwrap_or_default();
-            let mut last = last_mapped.lock().unwrap_or_else(|e| e.into_inner());
-            // The cache has applied this event already: a pod it no longer holds was deleted.
-            let mut names = if pods_present.contains(&pod) {
-                last.insert(uid, now.clone()).unwrap_or_default()
-            } else {
-                last.remove(&uid).unwrap_or_default()
-            };
-            names.extend(now);
-            names.sort();
-            names.dedup();
             let ns = pod.namespace().unwrap_or_default();
+            let mut names = services_selecting(&services_for_pods, &ns, pod.labels());
+            let before = relabelled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pod.uid().unwrap_or_default());
+            if let Some(labels) = before {
+                names.extend(services_selecting(&services_for_pods, &ns, &labels));
+                names.sort();
+                names.dedup();
+            }
             names
                 .into_iter()
                 .map(|name| ObjectRef::<Service>::new(&name).within(&ns))
