@@ -27,7 +27,7 @@ pub mod testing;
 pub use compile::{
     CLUSTER_IPS, Committed, FIREWALL_IPS, HAIRPIN_ENDPOINTS, MARK_FOR_MASQUERADE, MASQUERADING,
     NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_IPS, REJECT_CHAIN, SERVICE_IPS,
-    SERVICE_NODEPORTS, SERVICES, compile, nodeport_ranges,
+    SERVICE_NODEPORTS, SERVICES, compile, compile_from, nodeport_ranges,
 };
 pub use error::Error;
 pub use model::{

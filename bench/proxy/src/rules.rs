@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use svcnet_proxy::from_kube::desired_state;
-use svcnet_proxy::{Family, ProxyConfig, compile};
+use svcnet_proxy::{Family, ProxyConfig, compile, compile_from};
 
 use crate::population;
 
@@ -74,7 +74,8 @@ pub fn run(args: &Args) -> Result<()> {
         &slices.iter().collect::<Vec<_>>(),
     );
     let translate_took = started.elapsed();
-    let (change, next) = compile(&desired, Some(&committed));
+    // As the runner does: the committed state is handed over and updated in place.
+    let (change, next) = compile_from(&desired, Some(committed));
     let change_text = change.to_string();
     let change_took = started.elapsed();
     // Dropped outside the timing, as the proxy drops the state it replaces after the sync.

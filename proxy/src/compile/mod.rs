@@ -93,6 +93,13 @@ impl Committed {
 /// [`ProxyConfig`] falls back to a full sync. Returns the transaction and the state to keep
 /// once it succeeded.
 pub fn compile(desired: &State, committed: Option<&Committed>) -> (Transaction, Committed) {
+    compile_from(desired, committed.cloned())
+}
+
+/// [`compile`], taking the committed state by value: a partial sync updates it in place instead of
+/// copying it, so its cost follows the changes rather than the table. For a caller that drops the
+/// committed state when a transaction fails anyway (the runner).
+pub fn compile_from(desired: &State, committed: Option<Committed>) -> (Transaction, Committed) {
     match committed {
         Some(c) if c.family == desired.family && c.config == desired.config => {
             partial::compile(desired, c)

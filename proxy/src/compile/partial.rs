@@ -69,8 +69,9 @@ impl Buckets {
     }
 }
 
-pub(super) fn compile(desired: &State, committed: &Committed) -> (Transaction, Committed) {
-    let mut next = committed.clone();
+/// Updates `next` (the committed state, taken by value) in place: the work follows the changes,
+/// not the size of the table.
+pub(super) fn compile(desired: &State, mut next: Committed) -> (Transaction, Committed) {
     let mut buckets = Buckets::default();
     // Element keys whose claims changed, with the value the kernel held before.
     let mut touched: BTreeMap<(String, ElemKey), Option<Option<Verdict>>> = BTreeMap::new();
@@ -82,12 +83,15 @@ pub(super) fn compile(desired: &State, committed: &Committed) -> (Transaction, C
             .get(key)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let old = committed.services.get(key);
-        if old.is_some_and(|o| o.svc == *svc && o.endpoints == endpoints) {
+        let old = next.services.get(key).cloned();
+        if old
+            .as_ref()
+            .is_some_and(|o| o.svc == *svc && o.endpoints == endpoints)
+        {
             continue;
         }
         let compiled = compile_service(desired, key, svc);
-        let old_fragment = old.map_or(&empty, |o| &o.fragment);
+        let old_fragment = old.as_ref().map_or(&empty, |o| &o.fragment);
         diff_fragment(
             key,
             old_fragment,
@@ -98,7 +102,7 @@ pub(super) fn compile(desired: &State, committed: &Committed) -> (Transaction, C
         );
         next.services.insert(key.clone(), Arc::new(compiled));
     }
-    let removed: Vec<ServiceKey> = committed
+    let removed: Vec<ServiceKey> = next
         .services
         .keys()
         .filter(|k| !desired.services.contains_key(*k))

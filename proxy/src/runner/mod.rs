@@ -23,7 +23,7 @@ use crate::from_kube::desired_state;
 use crate::latency::{self, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ChangeTimes};
 use crate::model::{Family, ProxyConfig};
 use crate::settings::with_settings;
-use crate::{Committed, Error, compile};
+use crate::{Committed, Error, compile_from};
 use svcnet_crds::config::ProxySettings;
 
 #[derive(Debug, Clone)]
@@ -182,15 +182,17 @@ pub async fn run(
                 let entry = checks.entry(port).or_insert_with(|| check.clone());
                 entry.local_endpoints = entry.local_endpoints.max(check.local_endpoints);
             }
-            let (transaction, next) = compile(&desired, committed[i].as_ref());
+            // Taken: a failed transaction leaves it empty, so the next sync is a full one.
+            let (transaction, next) = compile_from(&desired, committed[i].take());
             if transaction.is_empty() {
+                committed[i] = Some(next);
                 // The rules need nothing, but an endpoint may still have gone (a terminating one the
                 // rules already skipped): its UDP flows go now.
                 clear_stale_udp(programmed[i].as_ref(), &desired, &metrics).await;
                 programmed[i] = Some(desired);
                 continue;
             }
-            let full = committed[i].is_none();
+            let full = transaction.full;
             let labels = metrics::SyncLabels {
                 kind: if full { "full" } else { "partial" }.to_owned(),
                 family: family.nft().to_owned(),
