@@ -14,7 +14,7 @@ use svcnet_e2e::kit::client::connect;
 use svcnet_e2e::kit::namespace::with_namespace;
 use svcnet_e2e::kit::pods::wait_ready;
 use svcnet_e2e::kit::slices::wait_endpoints;
-use svcnet_e2e::kit::workload::{deployment, scale, service};
+use svcnet_e2e::kit::workload::{deployment, pod, scale, service};
 use svcnet_e2e::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -190,28 +190,27 @@ async fn headless_service_endpoints_carry_pod_hostnames() -> Result<()> {
     let client = connect().await?;
     with_namespace(&client, "headless", |ns| async move {
         for host in ["h1", "h2"] {
-            ns.apply_yaml(&format!(
-                "apiVersion: v1
-kind: Pod
-metadata: {{ name: {host}, labels: {{ app: hl }} }}
-spec:
-  hostname: {host}
-  subdomain: hl
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: server
-    image: svcnet.dev/testserver:local
-    ports: [{{ name: http, containerPort: 8080 }}, {{ name: udp, containerPort: 8081, protocol: UDP }}]
-"
-            ))
-            .await?;
+            let hostname = format!("hostname: {host}");
+            ns.apply_yaml(&pod(host, "hl", &[&hostname, "subdomain: hl"]))
+                .await?;
         }
-        ns.apply_yaml(&service("hl", "hl", &["clusterIP: None"])).await?;
-        let eps = wait_endpoints(&ns.api(), "hl", "2 endpoints with hostnames", TIMEOUT, |e| {
-            let mut hosts: Vec<_> = e.endpoints.values().filter_map(|v| v.hostname.clone()).collect();
-            hosts.sort();
-            hosts == ["h1", "h2"]
-        })
+        ns.apply_yaml(&service("hl", "hl", &["clusterIP: None"]))
+            .await?;
+        let eps = wait_endpoints(
+            &ns.api(),
+            "hl",
+            "2 endpoints with hostnames",
+            TIMEOUT,
+            |e| {
+                let mut hosts: Vec<_> = e
+                    .endpoints
+                    .values()
+                    .filter_map(|v| v.hostname.clone())
+                    .collect();
+                hosts.sort();
+                hosts == ["h1", "h2"]
+            },
+        )
         .await?;
         let headless = eps.slices.iter().all(|s| {
             s.metadata
@@ -300,24 +299,12 @@ async fn a_relabelled_pod_leaves_its_old_service() -> Result<()> {
     let client = connect().await?;
     with_namespace(&client, "relabel", |ns| async move {
         // A bare pod: no ReplicaSet starts another one, whose arrival would replan the Service anyway.
-        ns.apply_yaml(
-            "apiVersion: v1
-kind: Pod
-metadata: { name: rl, labels: { app: rl } }
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: server
-    image: svcnet.dev/testserver:local
-    ports: [{ name: http, containerPort: 8080 }, { name: udp, containerPort: 8081, protocol: UDP }]
-",
-        )
-        .await?;
+        ns.apply_yaml(&pod("rl", "rl", &[])).await?;
         ns.apply_yaml(&service("rl", "rl", &[])).await?;
         let slices = ns.api::<EndpointSlice>();
         wait_endpoints(&slices, "rl", "the pod", TIMEOUT, |e| e.ready_count() == 1).await?;
-        // Its new labels match no Service: only the memory of what it matched before says which
-        // Service to plan again.
+        // Its new labels match no Service: only its labels before the change (still in the
+        // controller's pod cache as it applies the change) say which Service to plan again.
         let patch = json!({ "metadata": { "labels": { "app": "elsewhere" } } });
         ns.api::<Pod>()
             .patch("rl", &PatchParams::default(), &Patch::Merge(patch))

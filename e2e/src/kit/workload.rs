@@ -60,6 +60,35 @@ spec:
     yaml
 }
 
+/// A bare Pod `name` (label `app=<app>`) of the test server, serving as [`deployment`]'s pods do;
+/// `extra` lines go under `spec:` (indented by two spaces), e.g. `hostname: h1`.
+pub fn pod(name: &str, app: &str, extra: &[&str]) -> String {
+    let image = testserver_image();
+    let mut yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{ name: {name}, labels: {{ app: {app} }} }}
+spec:
+  terminationGracePeriodSeconds: 0
+"
+    );
+    for line in extra {
+        let _ = writeln!(yaml, "  {line}");
+    }
+    // The container is indented as in a Deployment's template, where the image lines fit.
+    let _ = write!(
+        yaml,
+        "  containers:
+      - name: server
+{image}
+        ports:
+        - {{ name: http, containerPort: 8080, protocol: TCP }}
+        - {{ name: udp, containerPort: 8081, protocol: UDP }}
+"
+    );
+    yaml
+}
+
 /// A Service `name` selecting `app=<selects>`: port 80 → `http`, 81/UDP → `udp`. `extra` lines are
 /// added under `spec:` (indented by two spaces), e.g. `clusterIP: None`.
 pub fn service(name: &str, selects: &str, extra: &[&str]) -> String {
