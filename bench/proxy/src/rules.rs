@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_proxy::from_kube::desired_state;
 use svcnet_proxy::{Family, ProxyConfig, compile, compile_from};
 
@@ -45,14 +46,17 @@ pub fn run(args: &Args) -> Result<()> {
         .map(|i| population::slice(i, args.endpoints, None, node))
         .collect::<Result<Vec<_>>>()?;
     let svc_refs: Vec<_> = services.iter().collect();
+    let translate = |slices: &[EndpointSlice]| {
+        desired_state(
+            &config,
+            Family::V4,
+            &svc_refs,
+            &slices.iter().collect::<Vec<_>>(),
+        )
+    };
 
     let started = Instant::now();
-    let desired = desired_state(
-        &config,
-        Family::V4,
-        &svc_refs,
-        &slices.iter().collect::<Vec<_>>(),
-    );
+    let desired = translate(&slices);
     let (full, committed) = compile(&desired, None);
     let full_text = full.to_string();
     let full_took = started.elapsed();
@@ -67,12 +71,7 @@ pub fn run(args: &Args) -> Result<()> {
         )?;
     }
     let started = Instant::now();
-    let desired = desired_state(
-        &config,
-        Family::V4,
-        &svc_refs,
-        &slices.iter().collect::<Vec<_>>(),
-    );
+    let desired = translate(&slices);
     let translate_took = started.elapsed();
     // As the runner does: the committed state is handed over and updated in place.
     let (change, next) = compile_from(&desired, Some(committed));
