@@ -9,6 +9,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The one configuration object's name (the CRD's validation refuses any other).
+pub const CONFIG_NAME: &str = "default";
+
 /// svcnet's configuration. Changes apply without a restart.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(

@@ -10,7 +10,7 @@ pub mod allocation;
 pub mod config;
 
 pub use allocation::{AllocationState, AllocationStateSpec, RangeBitmap, Reservation};
-pub use config::{SvcnetConfig, SvcnetConfigSpec, SvcnetConfigStatus};
+pub use config::{CONFIG_NAME, SvcnetConfig, SvcnetConfigSpec, SvcnetConfigStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -33,7 +33,7 @@ use super::store::Store;
 use super::{ranges, tls};
 use crate::Error;
 use crate::metrics::Metrics;
-use crate::reconciler::config::CONFIG_NAME;
+use svcnet_crds::CONFIG_NAME;
 
 /// Where ranges come from besides the configuration resource.
 #[derive(Clone, Debug)]

@@ -12,8 +12,7 @@ use tokio::sync::watch;
 
 use crate::endpointslice::Options;
 
-/// The configuration object's name.
-pub const CONFIG_NAME: &str = "default";
+use svcnet_crds::CONFIG_NAME;
 
 /// "0s", "500ms", "2s", "1m" (and a bare number of seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

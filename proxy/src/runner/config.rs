@@ -10,8 +10,7 @@ use svcnet_crds::SvcnetConfig;
 use svcnet_crds::config::ProxySettings;
 use tokio::sync::{Notify, watch};
 
-/// The configuration object's name.
-pub const CONFIG_NAME: &str = "default";
+use svcnet_crds::CONFIG_NAME;
 
 /// The settings right now, read before the first sync so that it already uses them.
 pub async fn current(client: &kube::Client) -> Option<ProxySettings> {
