@@ -29,21 +29,27 @@ impl ChangeTimes {
         }
     }
 
-    /// Notes every slice, as `(uid, annotation)`, whose annotation changed since the last call.
+    /// Notes a slice applied by the watch (its uid and annotation), when its annotation changed.
     /// Unparseable values are ignored (a controller writing garbage must not break the proxy).
-    pub fn note<'a>(&mut self, slices: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) {
-        let mut seen = HashMap::with_capacity(self.seen.len());
-        for (uid, value) in slices {
-            let Some(value) = value else { continue };
-            if self.seen.get(uid).map(String::as_str) != Some(value)
-                && let Ok(time) = value.parse::<Timestamp>()
-                && time >= self.started
-            {
-                self.pending.push(time);
-            }
-            seen.insert(uid.to_owned(), value.to_owned());
+    pub fn note(&mut self, uid: &str, value: Option<&str>) {
+        let Some(value) = value else {
+            self.seen.remove(uid);
+            return;
+        };
+        if self.seen.get(uid).map(String::as_str) == Some(value) {
+            return;
         }
-        self.seen = seen;
+        if let Ok(time) = value.parse::<Timestamp>()
+            && time >= self.started
+        {
+            self.pending.push(time);
+        }
+        self.seen.insert(uid.to_owned(), value.to_owned());
+    }
+
+    /// The slice is gone.
+    pub fn forget(&mut self, uid: &str) {
+        self.seen.remove(uid);
     }
 
     /// The trigger times a successful sync has just carried into the rules.
@@ -72,31 +78,35 @@ mod tests {
     #[test]
     fn each_new_trigger_time_is_timed_once() {
         let mut times = ChangeTimes::new(at("2026-12-01T00:00:00Z"));
-        times.note([("a", Some(T1)), ("b", None)]);
+        times.note("a", Some(T1));
+        times.note("b", None);
         assert_eq!(times.take(), vec![at(T1)]);
         // Unchanged: nothing; changed: timed.
-        times.note([("a", Some(T1))]);
+        times.note("a", Some(T1));
         assert!(times.take().is_empty());
-        times.note([("a", Some(T2))]);
+        times.note("a", Some(T2));
+        assert_eq!(times.take(), vec![at(T2)]);
+        // A slice deleted and made again with the same value: timed again.
+        times.forget("a");
+        times.note("a", Some(T2));
         assert_eq!(times.take(), vec![at(T2)]);
     }
 
     #[test]
     fn pending_times_wait_for_a_successful_sync() {
         let mut times = ChangeTimes::new(at("2026-12-01T00:00:00Z"));
-        times.note([("a", Some(T1))]);
-        // A failed sync takes nothing; the next note keeps what is pending.
-        times.note([("a", Some(T1)), ("b", Some(T2))]);
+        times.note("a", Some(T1));
+        // A failed sync takes nothing; what is pending stays for the next one.
+        times.note("a", Some(T1));
+        times.note("b", Some(T2));
         assert_eq!(times.take(), vec![at(T1), at(T2)]);
     }
 
     #[test]
     fn old_and_malformed_times_are_ignored() {
         let mut times = ChangeTimes::new(at("2026-12-01T00:00:00Z"));
-        times.note([
-            ("old", Some("2026-11-30T00:00:00Z")),
-            ("bad", Some("yesterday")),
-        ]);
+        times.note("old", Some("2026-11-30T00:00:00Z"));
+        times.note("bad", Some("yesterday"));
         assert!(times.take().is_empty());
     }
 

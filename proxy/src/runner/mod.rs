@@ -8,7 +8,7 @@ pub mod health_check;
 pub mod metrics;
 pub mod nft;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -37,11 +37,12 @@ pub struct Settings {
     pub min_sync_period: Duration,
 }
 
-/// Feeds a reflector from a watch and pokes `changed` on every event.
+/// Feeds a reflector from a watch, shows `observe` every event and pokes `changed`.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     changed: Arc<Notify>,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (Store<K>, impl std::future::Future<Output = ()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -57,8 +58,9 @@ where
         .default_backoff()
         .reflect(writer)
         .for_each(move |event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watch failed; retrying");
+            match event {
+                Ok(event) => observe(&event),
+                Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
             }
             changed.notify_one();
             async {}
@@ -83,6 +85,28 @@ fn node_config(base: &ProxyConfig, node: Option<&Node>) -> ProxyConfig {
             .and_then(|l| l.get("topology.kubernetes.io/zone").cloned());
     }
     config
+}
+
+/// Notes the last-change trigger time of each slice the watch applies.
+fn note_trigger_times(times: &Mutex<ChangeTimes>, event: &watcher::Event<EndpointSlice>) {
+    let mut times = times.lock().unwrap_or_else(|e| e.into_inner());
+    match event {
+        watcher::Event::Apply(slice) | watcher::Event::InitApply(slice) => {
+            let annotation = slice
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME));
+            times.note(
+                slice.metadata.uid.as_deref().unwrap_or_default(),
+                annotation.map(String::as_str),
+            );
+        }
+        watcher::Event::Delete(slice) => {
+            times.forget(slice.metadata.uid.as_deref().unwrap_or_default());
+        }
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
 }
 
 /// The flags with the configuration resource's settings on top; the flags alone while those are
@@ -126,16 +150,24 @@ pub async fn run(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
+        |_| {},
     );
+    // Trigger times are noted as slices arrive: the work follows the changes, not every sync.
+    let change_times = Arc::new(Mutex::new(ChangeTimes::new(
+        k8s_openapi::jiff::Timestamp::now(),
+    )));
+    let noted = change_times.clone();
     let (slices, slice_watch) = reflect(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
+        move |event| note_trigger_times(&noted, event),
     );
     let (nodes, node_watch) = reflect(
         Api::<Node>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
         changed.clone(),
+        |_| {},
     );
     let (settings_tx, svcnet_config) = tokio::sync::watch::channel(config::current(&client).await);
     tokio::spawn(config::follow(client.clone(), settings_tx, changed.clone()));
@@ -154,7 +186,6 @@ pub async fn run(
     // The state last programmed per family, for the UDP flows a sync leaves stale.
     let mut programmed: Vec<Option<crate::model::State>> = vec![None; settings.families.len()];
     let mut health_checks = health_check::HealthChecks::default();
-    let mut change_times = ChangeTimes::new(k8s_openapi::jiff::Timestamp::now());
     let mut settings_error = None;
     loop {
         let started = Instant::now();
@@ -164,17 +195,6 @@ pub async fn run(
         let eps = slices.state();
         let svc_refs: Vec<&Service> = svcs.iter().map(AsRef::as_ref).collect();
         let slice_refs: Vec<&EndpointSlice> = eps.iter().map(AsRef::as_ref).collect();
-        change_times.note(slice_refs.iter().map(|s| {
-            let annotation = s
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME));
-            (
-                s.metadata.uid.as_deref().unwrap_or_default(),
-                annotation.map(String::as_str),
-            )
-        }));
         let mut checks = std::collections::BTreeMap::new();
         for (i, family) in settings.families.iter().enumerate() {
             let desired = desired_state(&config, *family, &svc_refs, &slice_refs);
@@ -234,7 +254,11 @@ pub async fn run(
             .store(synced, std::sync::atomic::Ordering::Relaxed);
         if synced {
             let now = k8s_openapi::jiff::Timestamp::now();
-            for trigger in change_times.take() {
+            let carried = change_times
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            for trigger in carried {
                 metrics
                     .network_programming_seconds
                     .observe(latency::seconds_since(trigger, now));
