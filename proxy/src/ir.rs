@@ -62,8 +62,6 @@ impl Verdict {
 pub enum Match {
     /// `ct state new`
     CtStateNew,
-    /// `ip saddr <addr>`
-    Saddr(IpAddr),
     /// `ip saddr <nets>` (one net, or an anonymous set)
     SaddrIn(Vec<IpNet>),
     /// `ip saddr != <nets>`

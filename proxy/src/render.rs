@@ -142,7 +142,6 @@ fn nets(nets: &[IpNet]) -> String {
 fn match_text(ip: &str, m: &Match) -> String {
     match m {
         Match::CtStateNew => "ct state new".to_owned(),
-        Match::Saddr(addr) => format!("{ip} saddr {addr}"),
         Match::SaddrIn(n) => format!("{ip} saddr {}", nets(n)),
         Match::SaddrNotIn(n) => format!("{ip} saddr != {}", nets(n)),
         Match::SaddrInSet(set) => format!("{ip} saddr @{set}"),

@@ -227,7 +227,6 @@ impl<'a> Tracer<'a> {
     fn matches(&self, m: &Match, ctx: &Ctx<'_>) -> bool {
         match m {
             Match::CtStateNew => true,
-            Match::Saddr(a) => ctx.src == *a,
             Match::SaddrIn(nets) => nets.iter().any(|n| n.contains(&ctx.src)),
             Match::SaddrNotIn(nets) => !nets.iter().any(|n| n.contains(&ctx.src)),
             Match::SaddrInSet(set) => self.in_set(set, ctx.src),
