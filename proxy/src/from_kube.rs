@@ -197,6 +197,52 @@ pub fn endpoints(
     out
 }
 
+/// One Service port's entries in a [`State`].
+pub type Entry = (ServiceKey, ServiceState, Vec<EndpointState>);
+
+/// Translates Service `namespace/name` into `state` again: `svc` is the Service (`None` once it
+/// is gone) and `slices` are the slices that name it. Returns the entries it replaced and the
+/// keys it wrote, so that a sync can follow the Services that changed instead of translating
+/// every Service and slice.
+pub fn update_service(
+    state: &mut State,
+    namespace: &str,
+    name: &str,
+    svc: Option<&Service>,
+    slices: &[&EndpointSlice],
+) -> (Vec<Entry>, Vec<ServiceKey>) {
+    // Keys sort by namespace, then name: the Service's ports are one range.
+    let first = ServiceKey::new(namespace, name, "", Protocol::Tcp);
+    let old_keys: Vec<ServiceKey> = state
+        .services
+        .range(first..)
+        .map(|(k, _)| k)
+        .take_while(|k| k.namespace == namespace && k.name == name)
+        .cloned()
+        .collect();
+    let old = old_keys
+        .into_iter()
+        .filter_map(|k| {
+            let svc = state.services.remove(&k)?;
+            let eps = state.endpoints.remove(&k).unwrap_or_default();
+            Some((k, svc, eps))
+        })
+        .collect();
+    let ports = svc.map_or_else(Vec::new, |s| {
+        service_ports(s, state.family, state.config.default_load_balancing)
+    });
+    let mut eps = endpoints(slices, state.family);
+    let mut written = Vec::with_capacity(ports.len());
+    for (key, port) in ports {
+        state
+            .endpoints
+            .insert(key.clone(), eps.remove(&key).unwrap_or_default());
+        state.services.insert(key.clone(), port);
+        written.push(key);
+    }
+    (old, written)
+}
+
 /// The desired state of one family.
 pub fn desired_state(
     config: &ProxyConfig,
@@ -276,6 +322,27 @@ mod tests {
         let eps6 = &state6.endpoints[&http];
         assert_eq!(eps6[0].ip.to_string(), "fd00:10:244:1::5");
         assert!(eps6[0].ready, "an unset ready condition counts as ready");
+    }
+
+    #[test]
+    fn translating_one_service_again_matches_translating_everything() {
+        let svc = service();
+        let config = ProxyConfig::new("node-1", vec![]);
+        let old = slice("IPv4", "10.244.1.5", Some(true));
+        let new = slice("IPv4", "10.244.1.6", Some(false));
+        let mut state = desired_state(&config, Family::V4, &[&svc], &[&old]);
+        let (replaced, written) = update_service(&mut state, "ns", "web", Some(&svc), &[&new]);
+        assert_eq!(state, desired_state(&config, Family::V4, &[&svc], &[&new]));
+        assert_eq!((replaced.len(), written.len()), (2, 2));
+        let http = replaced
+            .iter()
+            .find(|(k, _, _)| k.port_name == "http")
+            .unwrap();
+        assert_eq!(http.2[0].ip.to_string(), "10.244.1.5");
+        // Gone: its ports leave the state.
+        let (replaced, written) = update_service(&mut state, "ns", "web", None, &[]);
+        assert_eq!((replaced.len(), written.len()), (2, 0));
+        assert!(state.services.is_empty() && state.endpoints.is_empty());
     }
 
     #[test]

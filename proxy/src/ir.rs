@@ -57,6 +57,34 @@ impl Verdict {
     }
 }
 
+/// The value of a map element.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Value {
+    /// A verdict map's: where the packet goes on.
+    Verdict(Verdict),
+    /// An endpoint map's: where DNAT sends the packet.
+    Target(IpAddr, u16),
+}
+
+impl Value {
+    /// The chain this value continues in, if any.
+    pub fn target_chain(&self) -> Option<&str> {
+        match self {
+            Value::Verdict(v) => v.target(),
+            Value::Target(..) => None,
+        }
+    }
+}
+
+/// What a packet's endpoint lookup is keyed by, besides the endpoint's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `ip daddr . meta l4proto . th dport`: a ClusterIP, external or load-balancer IP.
+    Destination,
+    /// `meta l4proto . th dport`: a NodePort, on whichever local address it came in.
+    NodePort,
+}
+
 /// One match expression of a rule (all of a rule's matches must hold).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
@@ -122,12 +150,18 @@ pub enum Action {
         addr: IpAddr,
         port: u16,
     },
-    /// `dnat ip to numgen random mod N map { i : <addr> . <port>, ... }` (or `numgen inc`,
-    /// `jhash ip saddr`; after a `meta l4proto` match): load balancing and DNAT in one rule,
-    /// with no chain per endpoint.
-    DnatSpread {
+    /// `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N offset K map @<map>`
+    /// (or `numgen inc`, `jhash ip saddr`; the key starts `meta l4proto . th dport` for
+    /// NodePorts; the key holds the protocol): load balancing and DNAT in one rule, the
+    /// endpoint from a map shared by every Service. An endpoint that changes is an element that
+    /// changes, and the table holds no anonymous map per Service (the kernel's cost of those
+    /// grows with the square of their number).
+    DnatFromMap {
         mode: LoadBalancing,
-        targets: Vec<(IpAddr, u16)>,
+        count: u32,
+        offset: u32,
+        entry: Entry,
+        map: String,
     },
 }
 
@@ -175,7 +209,8 @@ impl Rule {
         match &self.action {
             Action::VmapAddrProtoPort(map)
             | Action::VmapProtoPort(map)
-            | Action::RememberSaddr(map) => refs.push(map),
+            | Action::RememberSaddr(map)
+            | Action::DnatFromMap { map, .. } => refs.push(map),
             _ => {}
         }
         refs
@@ -203,6 +238,21 @@ pub enum KeyType {
     ProtoPort,
     /// `ipv4_addr . ipv4_addr`
     AddrPair,
+    /// `ip daddr . meta l4proto . th dport . numgen ...` (an endpoint map's key)
+    AddrProtoPortIndex,
+    /// `meta l4proto . th dport . numgen ...` (an endpoint map's key)
+    ProtoPortIndex,
+}
+
+/// What the elements of a set or map carry besides their key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetKind {
+    /// Keys only.
+    Set,
+    /// Keys and verdicts.
+    VerdictMap,
+    /// Keys and DNAT targets (`ip daddr . th dport`).
+    EndpointMap,
 }
 
 /// A named set or verdict map.
@@ -210,8 +260,7 @@ pub enum KeyType {
 pub struct SetDef {
     pub name: String,
     pub key: KeyType,
-    /// A verdict map rather than a set.
-    pub is_map: bool,
+    pub kind: SetKind,
     /// `flags dynamic,timeout ; timeout <N>s` (ClientIP affinity).
     pub timeout_seconds: Option<u32>,
     pub comment: Option<String>,
@@ -225,21 +274,23 @@ pub enum ElemKey {
     AddrProtoPort(IpAddr, Protocol, u16),
     ProtoPort(Protocol, u16),
     AddrPair(IpAddr, IpAddr),
+    AddrProtoPortIndex(IpAddr, Protocol, u16, u32),
+    ProtoPortIndex(Protocol, u16, u32),
 }
 
-/// One element: a set's key, or a map's key and verdict.
+/// One element: a set's key, or a map's key and value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Element {
     pub set: String,
     pub key: ElemKey,
-    pub value: Option<Verdict>,
+    pub value: Option<Value>,
 }
 
 /// A named set or map with its elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Set {
     pub def: SetDef,
-    pub elements: BTreeMap<ElemKey, Option<Verdict>>,
+    pub elements: BTreeMap<ElemKey, Option<Value>>,
 }
 
 /// A whole table: what the kernel holds after a transaction (see `testing::FakeNft`) or what a
@@ -266,10 +317,12 @@ impl Table {
             .chains
             .values()
             .flat_map(|c| c.rules.iter().flat_map(Rule::chain_refs));
-        let from_maps = self
-            .sets
-            .values()
-            .flat_map(|s| s.elements.values().flatten().filter_map(Verdict::target));
+        let from_maps = self.sets.values().flat_map(|s| {
+            s.elements
+                .values()
+                .flatten()
+                .filter_map(Value::target_chain)
+        });
         from_rules.chain(from_maps).collect()
     }
 

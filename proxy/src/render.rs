@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::ir::{
-    Action, BaseHook, ChainType, ElemKey, Element, Hook, KeyType, Match, Rule, SetDef, TABLE,
-    Verdict,
+    Action, BaseHook, ChainType, ElemKey, Element, Entry, Hook, KeyType, Match, Rule, SetDef,
+    SetKind, TABLE, Value, Verdict,
 };
 use crate::model::{Family, LoadBalancing};
 use crate::transaction::Op;
@@ -61,17 +61,36 @@ fn base_hook(base: &BaseHook) -> String {
 }
 
 fn set_decl(family: Family, def: &SetDef) -> String {
-    let addr = family.addr_type();
-    let key = match def.key {
-        KeyType::Addr | KeyType::Net => addr.to_owned(),
-        KeyType::AddrProtoPort => format!("{addr} . inet_proto . inet_service"),
-        KeyType::ProtoPort => "inet_proto . inet_service".to_owned(),
-        KeyType::AddrPair => format!("{addr} . {addr}"),
-    };
-    let mut body = if def.is_map {
-        format!("type {key} : verdict ;")
-    } else {
-        format!("type {key} ;")
+    let (ip, addr) = (family.nft(), family.addr_type());
+    let mut body = match (def.kind, def.key) {
+        // No `type` names numgen's 32-bit integer, so the key is declared by expressions. The
+        // value says `tcp dport` (the same bytes for UDP and SCTP): nft 1.0.6 reads a declared
+        // `ip daddr . th dport` back from the kernel as conflicting protocols and then refuses
+        // every rule that uses the map.
+        (SetKind::EndpointMap, key) => {
+            let entry = match key {
+                KeyType::ProtoPortIndex => "meta l4proto . th dport".to_owned(),
+                _ => format!("{ip} daddr . meta l4proto . th dport"),
+            };
+            format!("typeof {entry} . numgen random mod 1 : {ip} daddr . tcp dport ;")
+        }
+        (kind, key) => {
+            let key = match key {
+                KeyType::Addr | KeyType::Net => addr.to_owned(),
+                KeyType::AddrProtoPort | KeyType::AddrProtoPortIndex => {
+                    format!("{addr} . inet_proto . inet_service")
+                }
+                KeyType::ProtoPort | KeyType::ProtoPortIndex => {
+                    "inet_proto . inet_service".to_owned()
+                }
+                KeyType::AddrPair => format!("{addr} . {addr}"),
+            };
+            if kind == SetKind::VerdictMap {
+                format!("type {key} : verdict ;")
+            } else {
+                format!("type {key} ;")
+            }
+        }
     };
     if def.key == KeyType::Net {
         body.push_str(" flags interval ;");
@@ -82,17 +101,18 @@ fn set_decl(family: Family, def: &SetDef) -> String {
     if let Some(comment) = &def.comment {
         let _ = write!(body, " comment \"{comment}\" ;");
     }
-    let kind = if def.is_map { "map" } else { "set" };
-    format!(
-        "add {kind} {} {TABLE} {} {{ {body} }}",
-        family.nft(),
-        def.name
-    )
+    let kind = if def.kind == SetKind::Set {
+        "set"
+    } else {
+        "map"
+    };
+    format!("add {kind} {ip} {TABLE} {} {{ {body} }}", def.name)
 }
 
 fn element(e: &Element) -> String {
     match &e.value {
-        Some(v) => format!("{} : {}", elem_key(&e.key), verdict(v)),
+        Some(Value::Verdict(v)) => format!("{} : {}", elem_key(&e.key), verdict(v)),
+        Some(Value::Target(addr, port)) => format!("{} : {addr} . {port}", elem_key(&e.key)),
         None => elem_key(&e.key),
     }
 }
@@ -104,6 +124,10 @@ fn elem_key(key: &ElemKey) -> String {
         ElemKey::AddrProtoPort(ip, proto, port) => format!("{ip} . {} . {port}", proto.as_str()),
         ElemKey::ProtoPort(proto, port) => format!("{} . {port}", proto.as_str()),
         ElemKey::AddrPair(a, b) => format!("{a} . {b}"),
+        ElemKey::AddrProtoPortIndex(ip, proto, port, i) => {
+            format!("{ip} . {} . {port} . {i}", proto.as_str())
+        }
+        ElemKey::ProtoPortIndex(proto, port, i) => format!("{} . {port} . {i}", proto.as_str()),
     }
 }
 
@@ -196,18 +220,25 @@ fn action(ip: &str, a: &Action) -> String {
                 arms.join(", ")
             )
         }
-        Action::DnatSpread { mode, targets } => {
-            // As `nft list` prints it back: `dnat ip to <selector> map { 0 : 10.0.0.1 . 80 }`.
-            let arms: Vec<String> = targets
-                .iter()
-                .enumerate()
-                .map(|(i, (addr, port))| format!("{i} : {addr} . {port}"))
-                .collect();
+        Action::DnatFromMap {
+            mode,
+            count,
+            offset,
+            entry,
+            map,
+        } => {
+            let entry = match entry {
+                Entry::Destination => format!("{ip} daddr . meta l4proto . th dport"),
+                Entry::NodePort => "meta l4proto . th dport".to_owned(),
+            };
+            let offset = if *offset == 0 {
+                String::new()
+            } else {
+                format!(" offset {offset}")
+            };
             format!(
-                "dnat {ip} to {} mod {} map {{ {} }}",
-                selector(ip, *mode),
-                targets.len(),
-                arms.join(", ")
+                "dnat {ip} to {entry} . {} mod {count}{offset} map @{map}",
+                selector(ip, *mode)
             )
         }
         Action::MarkSet(bit) => format!("mark set mark or {bit:#x}"),

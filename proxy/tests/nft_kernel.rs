@@ -83,7 +83,10 @@ impl Netns {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // nft 1.0.6 prints an endpoint map lookup's `th dport` as `tcp dport` or not depending
+        // on what it read before: the same bytes either way.
         let text = String::from_utf8_lossy(&out.stdout)
+            .replace("meta l4proto . tcp dport . ", "meta l4proto . th dport . ")
             .replace("elements = {", "\n")
             .replace(['{', '}'], "\n");
         let mut lines: Vec<String> = text

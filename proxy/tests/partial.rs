@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use support::*;
 use svcnet_proxy::names::ServiceNames;
 use svcnet_proxy::testing::FakeNft;
-use svcnet_proxy::{EndpointState, ServiceState, State, Transaction, compile};
+use svcnet_proxy::{
+    EndpointState, ServiceState, State, Transaction, compile, compile_changed, compile_from,
+};
 
 fn thousand_services() -> State {
     let mut state = state();
@@ -67,18 +69,32 @@ fn changing_one_endpoint_of_one_of_a_thousand_services_touches_only_that_service
     assert!(tx.len() < 30, "{} lines:\n{text}", tx.len());
     assert!(!tx.full);
     assert_stays_in_our_table(&tx);
+    // No rule changes: the endpoint maps' elements under svc-500's ClusterIP and NodePort do.
     for line in text.lines() {
         assert!(
-            line.contains("default/svc-500/tcp/http"),
-            "touches another service: {line}"
+            line.contains(" element ")
+                && (line.contains("{ 10.96.3.1 . tcp . 80 . ")
+                    || line.contains("{ tcp . 30500 . ")),
+            "touches a rule or another service: {line}"
         );
     }
-    // No chain per endpoint: the Service's chain is rewritten with the new DNAT map.
-    assert!(
-        text.contains("flush chain") && text.contains("10.244.2.250 . 8080"),
-        "{text}"
-    );
-    assert!(tx.len() <= 3, "{} lines:\n{text}", tx.len());
+    assert!(text.contains("10.244.2.250 . 8080"), "{text}");
+    // One element out and one in, under the ClusterIP and under the NodePort.
+    assert!(tx.len() <= 4, "{} lines:\n{text}", tx.len());
+}
+
+#[test]
+fn compiling_only_the_ports_that_changed_gives_the_same_transaction() {
+    let state = thousand_services();
+    let (_, committed) = compile(&state, None);
+    let mut next = state.clone();
+    next.endpoints.get_mut(&key("svc-500")).unwrap()[1] =
+        EndpointState::ready(remote_pod(250), 8080, OTHER_NODE);
+    next.services.remove(&key("svc-7"));
+    next.endpoints.remove(&key("svc-7"));
+    let changed = [key("svc-500"), key("svc-7")].into_iter().collect();
+    let (tx, after) = compile_changed(&next, Some(committed.clone()), &changed);
+    assert_eq!((tx, after), compile_from(&next, Some(committed)));
 }
 
 #[test]

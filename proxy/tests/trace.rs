@@ -4,7 +4,7 @@
 mod support;
 
 use support::*;
-use svcnet_proxy::ir::KeyType;
+use svcnet_proxy::ir::{KeyType, SetKind};
 use svcnet_proxy::names::endpoint_names;
 use svcnet_proxy::testing::{Outcome, Packet, Tracer};
 use svcnet_proxy::{ServiceState, TrafficPolicy, compile};
@@ -287,8 +287,8 @@ fn client_ip_affinity_adds_a_dynamic_set_per_endpoint() {
         let (chain, set) = endpoint_names(&key("sticky"), &ep, 8080);
         let def = &table.sets[&set].def;
         assert_eq!(
-            (def.key, def.timeout_seconds, def.is_map),
-            (KeyType::Addr, Some(600), false)
+            (def.key, def.timeout_seconds, def.kind),
+            (KeyType::Addr, Some(600), SetKind::Set)
         );
         assert!(
             table.chains[&chain]

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 
 use crate::ir::{
-    Action, BaseHook, Chain, ChainType, ElemKey, Hook, KeyType, Match, Rule, Set, SetDef, Table,
-    Verdict,
+    Action, BaseHook, Chain, ChainType, ElemKey, Entry, Hook, KeyType, Match, Rule, Set, SetDef,
+    SetKind, Table, Verdict,
 };
-use crate::model::{Family, ProxyConfig};
+use crate::model::{Family, LoadBalancing, ProxyConfig};
 
 pub const SERVICES: &str = "services";
 pub const MASQUERADING: &str = "masquerading";
@@ -28,6 +28,57 @@ pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 pub const NODEPORT_IPS: &str = "nodeport-ips";
 pub const HAIRPIN_ENDPOINTS: &str = "hairpin-endpoints";
+pub const SERVICE_ENDPOINTS: &str = "service-endpoints";
+pub const NODEPORT_ENDPOINTS: &str = "nodeport-endpoints";
+
+/// Load balancing over up to this many endpoints happens in shared chains (see [`spread_chain`]).
+pub const SHARED_SPREAD_MAX: usize = 32;
+
+/// The shared chain that DNATs to one of `count` endpoints picked by `mode` (random or source
+/// hash: the stateless ones), from the endpoint maps under the packet's destination.
+///
+/// Why shared: the kernel checks every rule that reads a map for each element added to it, and
+/// every element when a chain first reads it, so a lookup rule per Service makes loading the
+/// maps cost Services x endpoints. Round-robin keeps a rule per Service: its counter is the
+/// rule's.
+pub fn spread_chain(mode: LoadBalancing, count: usize, local: bool) -> String {
+    let mode = match mode {
+        LoadBalancing::Random => "random",
+        LoadBalancing::RoundRobin => "round-robin",
+        LoadBalancing::SourceHash => "source-hash",
+    };
+    let local = if local { "-local" } else { "" };
+    format!("spread-{mode}-{count}{local}")
+}
+
+/// The rules that DNAT to the endpoint picked among `count`, looked up by destination, then by
+/// NodePort (a lookup that finds nothing lets the packet go on to the next rule).
+pub fn spread_rules(mode: LoadBalancing, count: usize, local: bool) -> Vec<Rule> {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let offset = if local { LOCAL_INDEX_OFFSET } else { 0 };
+    [
+        (Entry::Destination, SERVICE_ENDPOINTS),
+        (Entry::NodePort, NODEPORT_ENDPOINTS),
+    ]
+    .into_iter()
+    .map(|(entry, map)| {
+        // No `meta l4proto` match: the key holds the protocol, and nft 1.0.6 refuses one next
+        // to the map's declared key (see `render::set_decl`).
+        Rule::always(Action::DnatFromMap {
+            mode,
+            count,
+            offset,
+            entry,
+            map: map.to_owned(),
+        })
+    })
+    .collect()
+}
+
+/// Added to the index of the Local chain's endpoints in the endpoint maps, so that a destination
+/// leading to both policy chains (an external IP with policy Local: outside clients use the
+/// Local chain, pods the Cluster chain) keeps two lists apart.
+pub const LOCAL_INDEX_OFFSET: u32 = 1 << 31;
 
 /// Priority of the DNAT chains (`dstnat`).
 pub const DSTNAT: i32 = -100;
@@ -69,11 +120,11 @@ fn jump(chain: &str) -> Rule {
     Rule::always(Action::Verdict(Verdict::Jump(chain.to_owned())))
 }
 
-fn set(name: &str, key: KeyType, is_map: bool, comment: &str) -> Set {
+fn set(name: &str, key: KeyType, kind: SetKind, comment: &str) -> Set {
     let def = SetDef {
         name: name.to_owned(),
         key,
-        is_map,
+        kind,
         timeout_seconds: None,
         comment: Some(comment.to_owned()),
     };
@@ -263,7 +314,7 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
     let mut nodeport_ips = set(
         NODEPORT_IPS,
         KeyType::Net,
-        false,
+        SetKind::Set,
         "local addresses that accept NodePort traffic",
     );
     for net in nodeport_ranges(family, config) {
@@ -273,45 +324,78 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
         set(
             SERVICE_IPS,
             KeyType::AddrProtoPort,
-            true,
+            SetKind::VerdictMap,
             "ClusterIP, ExternalIP and LoadBalancer IP traffic",
         ),
         set(
             SERVICE_NODEPORTS,
             KeyType::ProtoPort,
-            true,
+            SetKind::VerdictMap,
             "NodePort traffic",
         ),
         set(
             NO_ENDPOINT_SERVICES,
             KeyType::AddrProtoPort,
-            true,
+            SetKind::VerdictMap,
             "drop or reject traffic to services without endpoints",
         ),
         set(
             NO_ENDPOINT_NODEPORTS,
             KeyType::ProtoPort,
-            true,
+            SetKind::VerdictMap,
             "drop or reject traffic to NodePorts without endpoints",
         ),
         set(
             FIREWALL_IPS,
             KeyType::AddrProtoPort,
-            true,
+            SetKind::VerdictMap,
             "destinations subject to loadBalancerSourceRanges",
         ),
-        set(CLUSTER_IPS, KeyType::Addr, false, "active ClusterIPs"),
+        set(
+            CLUSTER_IPS,
+            KeyType::Addr,
+            SetKind::Set,
+            "active ClusterIPs",
+        ),
         set(
             HAIRPIN_ENDPOINTS,
             KeyType::AddrPair,
-            false,
+            SetKind::Set,
             "endpoints on this node, as source . destination of a pod reaching itself",
+        ),
+        set(
+            SERVICE_ENDPOINTS,
+            KeyType::AddrProtoPortIndex,
+            SetKind::EndpointMap,
+            "endpoints by destination and index, for load balancing",
+        ),
+        set(
+            NODEPORT_ENDPOINTS,
+            KeyType::ProtoPortIndex,
+            SetKind::EndpointMap,
+            "endpoints by NodePort and index, for load balancing",
         ),
         nodeport_ips,
     ];
 
+    let shared = (2..=SHARED_SPREAD_MAX).flat_map(|count| {
+        [LoadBalancing::Random, LoadBalancing::SourceHash]
+            .into_iter()
+            .flat_map(move |mode| {
+                [false, true].map(|local| {
+                    regular(
+                        &spread_chain(mode, count, local),
+                        spread_rules(mode, count, local),
+                    )
+                })
+            })
+    });
     let mut table = Table::new(family);
-    table.chains = chains.into_iter().map(|c| (c.name.clone(), c)).collect();
+    table.chains = chains
+        .into_iter()
+        .chain(shared)
+        .map(|c| (c.name.clone(), c))
+        .collect();
     table.sets = sets.into_iter().map(|s| (s.def.name.clone(), s)).collect();
     table
 }

@@ -6,16 +6,17 @@ mod full;
 mod partial;
 mod service;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub use base::{
-    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, MARK_FOR_MASQUERADE, MASQUERADING,
-    NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_IPS, REJECT_CHAIN, SERVICE_IPS,
-    SERVICE_NODEPORTS, SERVICES, nodeport_ranges,
+    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET, MARK_FOR_MASQUERADE,
+    MASQUERADING, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_ENDPOINTS, NODEPORT_IPS,
+    REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SERVICES, SHARED_SPREAD_MAX,
+    nodeport_ranges, spread_chain,
 };
 
-use crate::ir::{ElemKey, Table, Verdict};
+use crate::ir::{ElemKey, Table, Value};
 use crate::model::{EndpointState, Family, ProxyConfig, ServiceKey, ServiceState, State};
 use crate::transaction::Transaction;
 use service::Fragment;
@@ -31,9 +32,9 @@ struct CompiledService {
 /// Who wants each element of the shared sets and maps, and with which value. The kernel holds
 /// the value of the first claimant in key order, so two Services sharing an externalIP never
 /// make a transaction fail, and the survivor takes over when the winner goes away.
-type Claims = BTreeMap<(String, ElemKey), BTreeMap<ServiceKey, Option<Verdict>>>;
+type Claims = BTreeMap<(String, ElemKey), BTreeMap<ServiceKey, Option<Value>>>;
 
-fn winner(claims: &Claims, key: &(String, ElemKey)) -> Option<Option<Verdict>> {
+fn winner(claims: &Claims, key: &(String, ElemKey)) -> Option<Option<Value>> {
     claims.get(key).and_then(|c| c.values().next().cloned())
 }
 
@@ -102,7 +103,31 @@ pub fn compile(desired: &State, committed: Option<&Committed>) -> (Transaction, 
 pub fn compile_from(desired: &State, committed: Option<Committed>) -> (Transaction, Committed) {
     match committed {
         Some(c) if c.family == desired.family && c.config == desired.config => {
-            partial::compile(desired, c)
+            // Every service port, desired or committed.
+            let removed: Vec<ServiceKey> = c
+                .services
+                .keys()
+                .filter(|k| !desired.services.contains_key(*k))
+                .cloned()
+                .collect();
+            let keys: Vec<ServiceKey> = desired.services.keys().cloned().chain(removed).collect();
+            partial::compile(desired, c, &keys)
+        }
+        _ => full::compile(desired),
+    }
+}
+
+/// [`compile_from`] for a caller that knows which service ports may have changed since
+/// `committed` (those it translated again): a partial sync looks at `changed` only, so its cost
+/// follows the changes even in the comparisons.
+pub fn compile_changed(
+    desired: &State,
+    committed: Option<Committed>,
+    changed: &BTreeSet<ServiceKey>,
+) -> (Transaction, Committed) {
+    match committed {
+        Some(c) if c.family == desired.family && c.config == desired.config => {
+            partial::compile(desired, c, changed)
         }
         _ => full::compile(desired),
     }

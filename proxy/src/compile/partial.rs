@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::service::Fragment;
 use super::{Committed, compile_service, winner};
-use crate::ir::{Chain, ElemKey, Element, Verdict};
+use crate::ir::{Chain, ElemKey, Element, Value};
 use crate::model::{ServiceKey, State};
 use crate::transaction::{Op, Transaction};
 
@@ -70,14 +70,32 @@ impl Buckets {
 }
 
 /// Updates `next` (the committed state, taken by value) in place: the work follows the changes,
-/// not the size of the table.
-pub(super) fn compile(desired: &State, mut next: Committed) -> (Transaction, Committed) {
+/// not the size of the table. Looks at the service ports in `keys` only (each once): those in
+/// `desired` are compiled when their inputs changed, the others are removed.
+pub(super) fn compile<'a>(
+    desired: &State,
+    mut next: Committed,
+    keys: impl IntoIterator<Item = &'a ServiceKey>,
+) -> (Transaction, Committed) {
     let mut buckets = Buckets::default();
     // Element keys whose claims changed, with the value the kernel held before.
-    let mut touched: BTreeMap<(String, ElemKey), Option<Option<Verdict>>> = BTreeMap::new();
+    let mut touched: BTreeMap<(String, ElemKey), Option<Option<Value>>> = BTreeMap::new();
     let empty = Fragment::default();
 
-    for (key, svc) in &desired.services {
+    for key in keys {
+        let Some(svc) = desired.services.get(key) else {
+            if let Some(old) = next.services.remove(key) {
+                diff_fragment(
+                    key,
+                    &old.fragment,
+                    &empty,
+                    &mut buckets,
+                    &mut next,
+                    &mut touched,
+                );
+            }
+            continue;
+        };
         let endpoints = desired
             .endpoints
             .get(key)
@@ -101,24 +119,6 @@ pub(super) fn compile(desired: &State, mut next: Committed) -> (Transaction, Com
             &mut touched,
         );
         next.services.insert(key.clone(), Arc::new(compiled));
-    }
-    let removed: Vec<ServiceKey> = next
-        .services
-        .keys()
-        .filter(|k| !desired.services.contains_key(*k))
-        .cloned()
-        .collect();
-    for key in removed {
-        if let Some(old) = next.services.remove(&key) {
-            diff_fragment(
-                &key,
-                &old.fragment,
-                &empty,
-                &mut buckets,
-                &mut next,
-                &mut touched,
-            );
-        }
     }
 
     for (elem_key, before) in touched {
@@ -152,7 +152,7 @@ fn diff_fragment(
     new: &Fragment,
     buckets: &mut Buckets,
     next: &mut Committed,
-    touched: &mut BTreeMap<(String, ElemKey), Option<Option<Verdict>>>,
+    touched: &mut BTreeMap<(String, ElemKey), Option<Option<Value>>>,
 ) {
     // Sets first: a redefined set is deleted and re-added, so every chain using it is rewritten.
     let mut redefined = BTreeSet::new();

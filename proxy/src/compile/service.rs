@@ -7,11 +7,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::base::{
-    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS,
-    NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS,
+    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET, MARK_FOR_MASQUERADE,
+    NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_ENDPOINTS, REJECT_CHAIN,
+    SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SHARED_SPREAD_MAX, spread_chain,
+    spread_rules,
 };
 use crate::endpoints::{self, uses_cluster_endpoints, uses_local_endpoints};
-use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, Verdict};
+use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, SetKind, Value, Verdict};
 use crate::model::{
     EndpointState, Family, LoadBalancing, Protocol, ProxyConfig, ServiceKey, ServiceState,
     TrafficPolicy,
@@ -26,7 +28,7 @@ pub struct Fragment {
     pub sets: BTreeMap<String, SetDef>,
     /// Elements it wants in the shared sets and maps, keyed by (set, key). When two service
     /// ports want the same key, the first in key order gets it (see `Claims`).
-    pub elements: BTreeMap<(String, ElemKey), Option<Verdict>>,
+    pub elements: BTreeMap<(String, ElemKey), Option<Value>>,
 }
 
 impl Fragment {
@@ -43,6 +45,10 @@ impl Fragment {
     }
 
     fn claim(&mut self, set: &str, key: ElemKey, value: Option<Verdict>) {
+        self.claim_value(set, key, value.map(Value::Verdict));
+    }
+
+    fn claim_value(&mut self, set: &str, key: ElemKey, value: Option<Value>) {
         self.elements.entry((set.to_owned(), key)).or_insert(value);
     }
 }
@@ -254,19 +260,33 @@ pub fn compile(
         }
     }
 
-    // Policy chains end in load balancing.
+    // Policy chains end in load balancing. The endpoint maps list a chain's endpoints under
+    // every destination whose packets can reach it: pods and the node reach the Cluster chain
+    // from external destinations even with policy Local.
+    let externals: Vec<IpAddr> = if uses_external_chain {
+        ext_ips.iter().chain(&lb_ips).copied().collect()
+    } else {
+        Vec::new()
+    };
     let policy_chains = [
-        (uses_cluster_chain, &names.cluster, &sel.cluster),
-        (uses_local_chain, &names.local, &sel.local),
+        (uses_cluster_chain, &names.cluster, &sel.cluster, false),
+        (uses_local_chain, &names.local, &sel.local, true),
     ];
-    for (used, chain, members) in policy_chains {
+    for (used, chain, members, local) in policy_chains {
         if !used {
             continue;
         }
         match svc.client_ip_affinity_timeout {
             None => {
-                let rule = spread(proto, svc.load_balancing, members);
-                frag.chain(chain).push(rule);
+                let mut entries = Entries::default();
+                if internal_local == local {
+                    entries.addrs.push(cluster_ip);
+                }
+                if !local || external_local {
+                    entries.addrs.extend(&externals);
+                    entries.node_port = svc.node_port.filter(|_| uses_external_chain);
+                }
+                spread(&mut frag, chain, key, svc, members, &entries, local);
             }
             Some(timeout) => sticky(&mut frag, key, proto, svc, chain, members, timeout),
         }
@@ -274,19 +294,62 @@ pub fn compile(
     Some(frag)
 }
 
-/// Load balancing and DNAT in one rule: nothing per endpoint needs a chain of its own.
-fn spread(proto: Protocol, mode: LoadBalancing, members: &[&EndpointState]) -> Rule {
-    let action = match members {
-        [only] => Action::Dnat {
+/// The destinations that lead to one policy chain.
+#[derive(Default)]
+struct Entries {
+    addrs: Vec<IpAddr>,
+    node_port: Option<u16>,
+}
+
+/// Load balancing and DNAT: nothing per endpoint needs a chain of its own. A destination's
+/// endpoints are elements of the shared endpoint maps, keyed by the destination and the index the
+/// DNAT rule picks; the rules are those of a shared chain when one fits (see `spread_chain`).
+fn spread(
+    frag: &mut Fragment,
+    chain: &str,
+    key: &ServiceKey,
+    svc: &ServiceState,
+    members: &[&EndpointState],
+    entries: &Entries,
+    local: bool,
+) {
+    let proto = key.protocol;
+    if let [only] = members {
+        let action = Action::Dnat {
             addr: only.ip,
             port: only.port,
-        },
-        _ => Action::DnatSpread {
-            mode,
-            targets: members.iter().map(|ep| (ep.ip, ep.port)).collect(),
-        },
+        };
+        frag.chain(chain)
+            .push(Rule::new(vec![Match::L4Proto(proto)], action));
+        return;
+    }
+    let offset = if local { LOCAL_INDEX_OFFSET } else { 0 };
+    let indexed = || {
+        members
+            .iter()
+            .zip(offset..)
+            .map(|(ep, i)| (i, Some(Value::Target(ep.ip, ep.port))))
     };
-    Rule::new(vec![Match::L4Proto(proto)], action)
+    for addr in &entries.addrs {
+        for (i, target) in indexed() {
+            let elem = ElemKey::AddrProtoPortIndex(*addr, proto, svc.port, i);
+            frag.claim_value(SERVICE_ENDPOINTS, elem, target);
+        }
+    }
+    if let Some(node_port) = entries.node_port {
+        for (i, target) in indexed() {
+            let elem = ElemKey::ProtoPortIndex(proto, node_port, i);
+            frag.claim_value(NODEPORT_ENDPOINTS, elem, target);
+        }
+    }
+    let (mode, count) = (svc.load_balancing, members.len());
+    if mode != LoadBalancing::RoundRobin && count <= SHARED_SPREAD_MAX {
+        let shared = Verdict::Goto(spread_chain(mode, count, local));
+        frag.chain(chain)
+            .push(Rule::always(Action::Verdict(shared)));
+    } else {
+        frag.chain(chain).extend(spread_rules(mode, count, local));
+    }
 }
 
 /// ClientIP affinity: each endpoint remembers its clients in a set of its own, so each gets a
@@ -308,7 +371,7 @@ fn sticky(
         let def = SetDef {
             name: set.clone(),
             key: KeyType::Addr,
-            is_map: false,
+            kind: SetKind::Set,
             timeout_seconds: Some(timeout),
             comment: None,
         };

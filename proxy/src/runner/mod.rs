@@ -3,10 +3,12 @@
 //! committed and apply the transaction. A failed transaction drops the committed state, so the next
 //! sync is a full one.
 
+pub mod changes;
 pub mod config;
 pub mod health_check;
 pub mod metrics;
 pub mod nft;
+pub mod translate;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,12 +21,13 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 
-use crate::from_kube::desired_state;
 use crate::latency::{self, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ChangeTimes};
-use crate::model::{Family, ProxyConfig};
+use crate::model::{Family, ProxyConfig, State};
 use crate::settings::with_settings;
-use crate::{Committed, Error, compile_from};
+use crate::{Committed, Error, compile_changed, compile_from};
+use changes::Changes;
 use svcnet_crds::config::ProxySettings;
+use translate::{remember, translate};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -146,22 +149,27 @@ pub async fn run(
     metrics: Arc<metrics::Metrics>,
 ) -> Result<(), Error> {
     let changed = Arc::new(Notify::new());
+    let touched = Arc::new(Mutex::new(Changes::new()));
+    let noted = touched.clone();
     let (services, svc_watch) = reflect(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
-        |_| {},
+        move |event| lock(&noted).service_event(event),
     );
     // Trigger times are noted as slices arrive: the work follows the changes, not every sync.
     let change_times = Arc::new(Mutex::new(ChangeTimes::new(
         k8s_openapi::jiff::Timestamp::now(),
     )));
-    let noted = change_times.clone();
+    let (noted, noted_slices) = (change_times.clone(), touched.clone());
     let (slices, slice_watch) = reflect(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
-        move |event| note_trigger_times(&noted, event),
+        move |event| {
+            note_trigger_times(&noted, event);
+            lock(&noted_slices).slice_event(event);
+        },
     );
     let (nodes, node_watch) = reflect(
         Api::<Node>::all(client.clone()),
@@ -182,34 +190,48 @@ pub async fn run(
     );
     tracing::info!("caches synced");
 
-    let mut committed: Vec<Option<Committed>> = vec![None; settings.families.len()];
-    // The state last programmed per family, for the UDP flows a sync leaves stale.
-    let mut programmed: Vec<Option<crate::model::State>> = vec![None; settings.families.len()];
+    let families = settings.families.len();
+    let mut committed: Vec<Option<Committed>> = vec![None; families];
+    // Per family: the translation of the Services, kept and updated as they change.
+    let mut desired: Vec<Option<State>> = vec![None; families];
+    // Per family: the entries that changed since the last successful sync, as they were then (the
+    // UDP flows of endpoints gone since are deleted once the rules no longer use them).
+    let mut before: Vec<Option<State>> = vec![None; families];
     let mut health_checks = health_check::HealthChecks::default();
     let mut settings_error = None;
     loop {
         let started = Instant::now();
         let configured = configured(&settings.config, &svcnet_config, &mut settings_error);
         let config = node_config(&configured, nodes.state().first().map(AsRef::as_ref));
-        let svcs = services.state();
+        let touched_now = lock(&touched).take();
         let eps = slices.state();
-        let svc_refs: Vec<&Service> = svcs.iter().map(AsRef::as_ref).collect();
-        let slice_refs: Vec<&EndpointSlice> = eps.iter().map(AsRef::as_ref).collect();
         let mut checks = std::collections::BTreeMap::new();
         for (i, family) in settings.families.iter().enumerate() {
-            let desired = desired_state(&config, *family, &svc_refs, &slice_refs);
-            for (port, check) in health_check::wanted(&desired) {
+            let (state, translated) = translate(
+                desired[i].take(),
+                &config,
+                *family,
+                &touched_now,
+                &services,
+                &eps,
+            );
+            let old = before[i].get_or_insert_with(|| State::new(*family, config.clone()));
+            remember(old, translated.replaced);
+            for (port, check) in health_check::wanted(&state) {
                 let entry = checks.entry(port).or_insert_with(|| check.clone());
                 entry.local_endpoints = entry.local_endpoints.max(check.local_endpoints);
             }
             // Taken: a failed transaction leaves it empty, so the next sync is a full one.
-            let (transaction, next) = compile_from(&desired, committed[i].take());
+            let (transaction, next) = match &translated.keys {
+                Some(keys) => compile_changed(&state, committed[i].take(), keys),
+                None => compile_from(&state, committed[i].take()),
+            };
             if transaction.is_empty() {
                 committed[i] = Some(next);
                 // The rules need nothing, but an endpoint may still have gone (a terminating one the
                 // rules already skipped): its UDP flows go now.
-                clear_stale_udp(programmed[i].as_ref(), &desired, &metrics).await;
-                programmed[i] = Some(desired);
+                clear_stale_udp(before[i].take(), &state, &metrics).await;
+                desired[i] = Some(state);
                 continue;
             }
             let full = transaction.full;
@@ -237,8 +259,7 @@ pub async fn run(
                     );
                     committed[i] = Some(next);
                     // After the rules: new packets of a deleted flow must find the new endpoints.
-                    clear_stale_udp(programmed[i].as_ref(), &desired, &metrics).await;
-                    programmed[i] = Some(desired);
+                    clear_stale_udp(before[i].take(), &state, &metrics).await;
                 }
                 Err(e) => {
                     metrics.sync_failures.get_or_create(&labels).inc();
@@ -247,6 +268,7 @@ pub async fn run(
                     changed.notify_one();
                 }
             }
+            desired[i] = Some(state);
         }
         let synced = committed.iter().all(Option::is_some);
         metrics
@@ -272,14 +294,14 @@ pub async fn run(
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Deletes the UDP conntrack entries of endpoints that were listed in `before` and no longer serve.
-async fn clear_stale_udp(
-    before: Option<&crate::model::State>,
-    after: &crate::model::State,
-    metrics: &metrics::Metrics,
-) {
+async fn clear_stale_udp(before: Option<State>, after: &State, metrics: &metrics::Metrics) {
     let Some(before) = before else { return };
-    let stale = crate::conntrack::stale_udp_flows(before, after);
+    let stale = crate::conntrack::stale_udp_flows(&before, after);
     if !stale.is_empty() {
         nft::delete_stale_flows(&stale).await;
         metrics.conntrack_deletions.inc_by(stale.len() as u64);

@@ -2,7 +2,7 @@
 //! the kernel refuses (dangling references, deleting what is in use, conflicting elements).
 
 use crate::error::Error;
-use crate::ir::{ElemKey, Element, KeyType, Set, Table};
+use crate::ir::{ElemKey, Element, KeyType, Set, SetKind, Table, Value};
 use crate::model::Family;
 use crate::render;
 use crate::transaction::{Op, Transaction};
@@ -44,6 +44,8 @@ fn key_fits(family: Family, key_type: KeyType, key: &ElemKey) -> bool {
         (KeyType::Net, ElemKey::Net(net)) => family.holds_net(net),
         (KeyType::ProtoPort, ElemKey::ProtoPort(_, _)) => true,
         (KeyType::AddrPair, ElemKey::AddrPair(a, b)) => family.holds(a) && family.holds(b),
+        (KeyType::AddrProtoPortIndex, ElemKey::AddrProtoPortIndex(ip, ..)) => family.holds(ip),
+        (KeyType::ProtoPortIndex, ElemKey::ProtoPortIndex(..)) => true,
         _ => false,
     }
 }
@@ -60,13 +62,18 @@ fn check_element(table: &Table, family: Family, e: &Element) -> Result<(), Strin
         .sets
         .get(&e.set)
         .ok_or_else(|| format!("no such set or map {}", e.set))?;
-    if set.def.is_map != e.value.is_some() {
+    let fits = match (set.def.kind, &e.value) {
+        (SetKind::Set, None) | (SetKind::VerdictMap, Some(Value::Verdict(_))) => true,
+        (SetKind::EndpointMap, Some(Value::Target(ip, _))) => family.holds(ip),
+        _ => false,
+    };
+    if !fits {
         return Err("element value does not match the set/map kind".to_owned());
     }
     if !key_fits(family, set.def.key, &e.key) {
         return Err("element key does not match the key type".to_owned());
     }
-    if let Some(target) = e.value.as_ref().and_then(|v| v.target())
+    if let Some(target) = e.value.as_ref().and_then(Value::target_chain)
         && !table.chains.contains_key(target)
     {
         return Err(format!("no such chain {target}"));

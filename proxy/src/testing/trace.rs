@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::ir::{Action, ElemKey, Hook, Match, Table, Verdict};
+use crate::ir::{Action, ElemKey, Entry, Hook, Match, Table, Value, Verdict};
 use crate::model::{Protocol, ProxyConfig};
 
 /// Where the packet comes from.
@@ -307,11 +307,29 @@ impl<'a> Tracer<'a> {
                 }
                 Action::RememberSaddr(_) => Flow::Continue,
                 Action::Dnat { addr, port } => Self::dnat(ctx, *addr, *port),
-                Action::DnatSpread { targets, .. } => {
-                    ctx.arms = Some(targets.len());
-                    match targets.get(ctx.pick % targets.len().max(1)) {
-                        Some((addr, port)) => Self::dnat(ctx, *addr, *port),
-                        None => Flow::Continue,
+                Action::DnatFromMap {
+                    count,
+                    offset,
+                    entry,
+                    map,
+                    ..
+                } => {
+                    ctx.arms = usize::try_from(*count).ok();
+                    let index = u32::try_from(ctx.pick % (*count).max(1) as usize)
+                        .unwrap_or_default()
+                        + offset;
+                    let key = match entry {
+                        Entry::Destination => {
+                            ElemKey::AddrProtoPortIndex(ctx.dst, ctx.packet.proto, ctx.dport, index)
+                        }
+                        Entry::NodePort => {
+                            ElemKey::ProtoPortIndex(ctx.packet.proto, ctx.dport, index)
+                        }
+                    };
+                    match self.value(map, &key) {
+                        Some(Value::Target(addr, port)) => Self::dnat(ctx, addr, port),
+                        // Nothing under this key: the rule does not apply.
+                        _ => Flow::Continue,
                     }
                 }
             };
@@ -335,15 +353,17 @@ impl<'a> Tracer<'a> {
         Flow::Accept
     }
 
-    fn lookup(&self, map: &str, key: ElemKey, ctx: &mut Ctx<'_>) -> Flow {
-        let verdict = self
-            .table
+    fn value(&self, map: &str, key: &ElemKey) -> Option<Value> {
+        self.table
             .sets
             .get(map)
-            .and_then(|s| s.elements.get(&key).cloned().flatten());
-        match verdict {
-            Some(v) => self.verdict(&v, ctx),
-            None => Flow::Continue,
+            .and_then(|s| s.elements.get(key).cloned().flatten())
+    }
+
+    fn lookup(&self, map: &str, key: ElemKey, ctx: &mut Ctx<'_>) -> Flow {
+        match self.value(map, &key) {
+            Some(Value::Verdict(v)) => self.verdict(&v, ctx),
+            _ => Flow::Continue,
         }
     }
 }
