@@ -16,6 +16,7 @@ pub mod ir;
 pub mod latency;
 pub mod model;
 pub mod names;
+pub mod netlink;
 pub mod render;
 pub mod runner;
 pub mod settings;

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod config;
 pub mod health_check;
 pub mod metrics;
+pub mod netlink_socket;
 pub mod nft;
 pub mod translate;
 
@@ -59,6 +60,9 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api, config)
         .default_backoff()
+        // Nothing reads them, and they are a large part of every object (kube-proxy drops them
+        // too).
+        .modify(|obj| obj.meta_mut().managed_fields = None)
         .reflect(writer)
         .for_each(move |event| {
             match event {
@@ -239,7 +243,14 @@ pub async fn run(
                 kind: if full { "full" } else { "partial" }.to_owned(),
                 family: family.nft().to_owned(),
             };
-            let applied = nft::apply(&transaction.to_string()).await;
+            // Element changes alone (an endpoint replaced) go straight to the kernel; the rest
+            // through `nft -f`.
+            let applied = match crate::netlink::element_batch(&transaction, 1) {
+                Some(batch) => tokio::task::spawn_blocking(move || netlink_socket::send(&batch))
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Nft(format!("netlink task: {e}")))),
+                None => nft::apply(&transaction.to_string()).await,
+            };
             metrics
                 .sync_seconds
                 .get_or_create(&labels)
