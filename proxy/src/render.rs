@@ -45,6 +45,70 @@ pub fn op(family: Family, op: &Op) -> String {
     }
 }
 
+/// Consecutive `add element` (or `delete element`) operations on one set as one command, at most
+/// this many elements each: nft parses one command of many elements much faster than as many
+/// commands (0.26 s against 0.18 s for the 25,000 lines of 1,000 Services), and the kernel gets
+/// them in one message.
+pub const ELEMENTS_PER_COMMAND: usize = 1000;
+
+/// The transaction's operations as nft commands, one a line; runs of element operations on one set
+/// share a command.
+pub fn lines(family: Family, ops: &[Op]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ops.len() {
+        let run = element_run(&ops[i..]);
+        if run > 1 {
+            out.push(element_command(family, &ops[i..i + run]));
+            i += run;
+        } else {
+            out.push(op(family, &ops[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// How many operations from the first are element operations of the same kind on the same set.
+fn element_run(ops: &[Op]) -> usize {
+    let same = |a: &Op, b: &Op| match (a, b) {
+        (Op::AddElement(x), Op::AddElement(y)) | (Op::DeleteElement(x), Op::DeleteElement(y)) => {
+            x.set == y.set
+        }
+        _ => false,
+    };
+    match ops.first() {
+        Some(first @ (Op::AddElement(_) | Op::DeleteElement(_))) => ops
+            .iter()
+            .take(ELEMENTS_PER_COMMAND)
+            .take_while(|o| same(first, o))
+            .count(),
+        _ => 1,
+    }
+}
+
+fn element_command(family: Family, run: &[Op]) -> String {
+    let f = family.nft();
+    let (verb, set) = match run.first() {
+        Some(Op::DeleteElement(e)) => ("delete", e.set.as_str()),
+        Some(Op::AddElement(e)) => ("add", e.set.as_str()),
+        _ => ("add", ""),
+    };
+    let items: Vec<String> = run
+        .iter()
+        .map(|o| match o {
+            Op::AddElement(e) => element(e),
+            // Deleting takes the key only.
+            Op::DeleteElement(e) => elem_key(&e.key),
+            _ => String::new(),
+        })
+        .collect();
+    format!(
+        "{verb} element {f} {TABLE} {set} {{ {} }}",
+        items.join(", ")
+    )
+}
+
 fn base_hook(base: &BaseHook) -> String {
     let chain_type = match base.chain_type {
         ChainType::Filter => "filter",
@@ -249,5 +313,42 @@ fn action(ip: &str, a: &Action) -> String {
         } => "masquerade".to_owned(),
         Action::RememberSaddr(set) => format!("update @{set} {{ {ip} saddr }}"),
         Action::Dnat { addr, port } => format!("dnat to {}", socket(addr, *port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Value;
+
+    #[test]
+    fn runs_of_elements_on_one_set_share_a_command_of_at_most_a_thousand() {
+        let element = |set: &str, n: u32| {
+            Op::AddElement(Element {
+                set: set.to_owned(),
+                key: ElemKey::Addr(std::net::IpAddr::from(n.to_be_bytes())),
+                value: None,
+            })
+        };
+        let mut ops: Vec<Op> = (0..1001).map(|n| element("a", n)).collect();
+        ops.push(element("b", 1));
+        ops.push(Op::DeleteElement(Element {
+            set: "b".to_owned(),
+            key: ElemKey::Addr(
+                "10.0.0.1"
+                    .parse()
+                    .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            ),
+            value: Some(Value::Verdict(Verdict::Drop)),
+        }));
+        let lines = lines(Family::V4, &ops);
+        assert_eq!(
+            lines.len(),
+            4,
+            "1000 + 1 of set a, 1 added to b, 1 deleted from b"
+        );
+        assert!(lines[0].starts_with("add element ip svcnet a { 0.0.0.0, 0.0.0.1, "));
+        assert_eq!(lines[1], "add element ip svcnet a { 0.0.3.232 }");
+        assert_eq!(lines[3], "delete element ip svcnet b { 10.0.0.1 }");
     }
 }

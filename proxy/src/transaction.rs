@@ -27,7 +27,8 @@ pub enum Op {
 }
 
 /// The operations of one sync, in order, for one family's table. Render it with `Display`
-/// (one nft command a line) and feed it to `nft -f -`.
+/// (one nft command a line; runs of element operations on one set share one) and feed it to
+/// `nft -f -`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
     pub family: Family,
@@ -50,7 +51,7 @@ impl Transaction {
         self.ops.is_empty()
     }
 
-    /// Number of operations (= lines of text).
+    /// Number of operations (element operations on one set share a line of text).
     pub fn len(&self) -> usize {
         self.ops.len()
     }
@@ -90,8 +91,8 @@ impl Transaction {
 
 impl fmt::Display for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for op in &self.ops {
-            writeln!(f, "{}", render::op(self.family, op))?;
+        for line in render::lines(self.family, &self.ops) {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }

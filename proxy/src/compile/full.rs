@@ -15,11 +15,12 @@ pub(super) fn compile(desired: &State) -> (Transaction, Committed) {
     let mut claims = Claims::new();
     for (key, svc) in &desired.services {
         let compiled = compile_service(desired, key, svc);
+        let owner = Arc::new(key.clone());
         for (elem, value) in &compiled.fragment.elements {
             claims
                 .entry(elem.clone())
                 .or_default()
-                .insert(key.clone(), value.clone());
+                .insert(&owner, value.clone());
         }
         services.insert(key.clone(), Arc::new(compiled));
     }

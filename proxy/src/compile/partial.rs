@@ -85,8 +85,9 @@ pub(super) fn compile<'a>(
     for key in keys {
         let Some(svc) = desired.services.get(key) else {
             if let Some(old) = next.services.remove(key) {
+                let owner = Arc::new(key.clone());
                 diff_fragment(
-                    key,
+                    &owner,
                     &old.fragment,
                     &empty,
                     &mut buckets,
@@ -109,9 +110,10 @@ pub(super) fn compile<'a>(
             continue;
         }
         let compiled = compile_service(desired, key, svc);
+        let owner = Arc::new(key.clone());
         let old_fragment = old.as_ref().map_or(&empty, |o| &o.fragment);
         diff_fragment(
-            key,
+            &owner,
             old_fragment,
             &compiled.fragment,
             &mut buckets,
@@ -147,7 +149,7 @@ pub(super) fn compile<'a>(
 }
 
 fn diff_fragment(
-    owner: &ServiceKey,
+    owner: &Arc<ServiceKey>,
     old: &Fragment,
     new: &Fragment,
     buckets: &mut Buckets,
@@ -210,9 +212,9 @@ fn diff_fragment(
             .or_insert_with(|| winner(&next.claims, key));
         let claimants = next.claims.entry(key.clone()).or_default();
         match after {
-            Some(value) => claimants.insert(owner.clone(), value.clone()),
+            Some(value) => claimants.insert(owner, value.clone()),
             None => claimants.remove(owner),
-        };
+        }
         if claimants.is_empty() {
             next.claims.remove(key);
         }
