@@ -61,8 +61,9 @@ impl Transaction {
     pub fn push_table(&mut self, table: &Table) {
         for chain in table.chains.values() {
             self.ops.push(Op::AddChain(Chain {
+                name: chain.name.clone(),
+                base: chain.base,
                 rules: Vec::new(),
-                ..chain.clone()
             }));
         }
         for set in table.sets.values() {

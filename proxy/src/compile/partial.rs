@@ -183,8 +183,9 @@ fn diff_fragment(
         match old.chains.get(name) {
             None => {
                 buckets.add_chains.push(Op::AddChain(Chain {
+                    name: chain.name.clone(),
+                    base: chain.base,
                     rules: Vec::new(),
-                    ..chain.clone()
                 }));
                 buckets.push_rules(chain);
             }
