@@ -82,6 +82,8 @@ impl PodView {
             }
         }
 
+        // Exactly as long as needed: one per cached pod.
+        named_ports.shrink_to_fit();
         Self {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),

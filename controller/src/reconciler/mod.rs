@@ -31,7 +31,7 @@ use crate::endpointslice::trigger_time::{TriggerTimes, service_trigger_time};
 use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
 use crate::metrics::Metrics;
 use grouped_cache::{GroupedCache, by_namespace, by_service, service_group};
-use pod_cache::CachedPod;
+use pod_cache::{CachedPod, Labels};
 use tracker::SliceTracker;
 
 /// How the controller runs.
@@ -66,16 +66,8 @@ fn key(svc: &Service) -> String {
     format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
 /// Names of the Services in namespace `ns` whose selector matches `labels`.
-fn services_selecting(
-    services: &Store<Service>,
-    ns: &str,
-    labels: &BTreeMap<String, String>,
-) -> Vec<String> {
+fn services_selecting(services: &Store<Service>, ns: &str, labels: &Labels) -> Vec<String> {
     services
         .state()
         .iter()
@@ -84,7 +76,7 @@ fn services_selecting(
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|sel| !sel.is_empty() && selects(sel, labels))
+                .is_some_and(|sel| !sel.is_empty() && labels.matches(sel))
         })
         .map(|s| s.name_any())
         .collect()
@@ -120,7 +112,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
             .pods
             .group(&ns)
             .iter()
-            .filter(|p| selects(selector, &p.labels))
+            .filter(|p| p.labels.matches(selector))
             .map(|p| {
                 changes.extend(p.trigger_time);
                 p.view.clone()
@@ -234,7 +226,7 @@ pub async fn run(
     let pods_fed = pods.clone();
     // A pod whose labels change may leave a Service: its labels before the change (by uid), for the
     // mapping below, as upstream maps both the old and the new object of an update.
-    let relabelled: Arc<Mutex<HashMap<String, BTreeMap<String, String>>>> = Arc::default();
+    let relabelled: Arc<Mutex<HashMap<String, Labels>>> = Arc::default();
     let relabelled_fed = relabelled.clone();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
         .default_backoff()
@@ -243,7 +235,7 @@ pub async fn run(
             let before = pods_fed.apply(event);
             if let (watcher::Event::Apply(pod) | watcher::Event::InitApply(pod), Some(before)) =
                 (event, before)
-                && before.labels != *pod.labels()
+                && !before.labels.same_as(pod.labels())
             {
                 relabelled_fed
                     .lock()
@@ -262,13 +254,22 @@ pub async fn run(
     let slices_fed = slices.clone();
     let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
         .default_backoff()
+        // Nothing reads them; an update that leaves them out keeps them on the server.
+        .modify(|slice| slice.metadata.managed_fields = None)
         .inspect_ok(move |event| {
             slices_fed.apply(event);
         })
         .touched_objects();
 
     let batch_period = config::batch_period(&client, settings.batch_period).await;
-    let controller = Controller::new(Api::<Service>::all(client.clone()), watch).with_config(
+    // The Services' own reflector, to drop managedFields (kilobytes per Service) before storing.
+    let (services, services_writer) = reflector::store();
+    let service_stream = watcher(Api::<Service>::all(client.clone()), watch)
+        .default_backoff()
+        .modify(|svc| svc.metadata.managed_fields = None)
+        .reflect(services_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(service_stream, services).with_config(
         ControllerConfig::default()
             .concurrency(settings.workers)
             .debounce(batch_period),
@@ -336,7 +337,8 @@ pub async fn run(
         .owns_stream(slice_stream)
         .watches_stream(pod_stream, move |pod: Pod| {
             let ns = pod.namespace().unwrap_or_default();
-            let mut names = services_selecting(&services_for_pods, &ns, pod.labels());
+            let labels = Labels::of(pod.metadata.labels.as_ref());
+            let mut names = services_selecting(&services_for_pods, &ns, &labels);
             let before = relabelled
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
