@@ -29,8 +29,8 @@ pub use compile::{
     CLUSTER_IPS, Committed, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET,
     MARK_FOR_MASQUERADE, MASQUERADING, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES,
     NODEPORT_ENDPOINTS, NODEPORT_IPS, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS,
-    SERVICE_NODEPORTS, SERVICES, SHARED_SPREAD_MAX, compile, compile_changed, compile_from,
-    nodeport_ranges, spread_chain,
+    SERVICE_NODEPORTS, SERVICES, SHARED_SPREAD_MAX, Spread, compile, compile_changed, compile_from,
+    nodeport_ranges,
 };
 pub use error::Error;
 pub use model::{

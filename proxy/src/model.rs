@@ -123,7 +123,7 @@ pub enum TrafficPolicy {
 }
 
 /// How a service chain picks among its endpoints.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LoadBalancing {
     /// `numgen random mod N` (kube-proxy's only mode).
     #[default]

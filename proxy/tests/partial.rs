@@ -98,6 +98,45 @@ fn compiling_only_the_ports_that_changed_gives_the_same_transaction() {
 }
 
 #[test]
+fn a_shared_chain_lives_while_a_service_uses_it() {
+    let svc = ServiceState::cluster_ip(ip("10.96.0.10"), 80);
+    let state = with(
+        support::state(),
+        "web",
+        svc.clone(),
+        vec![local_ep(5), remote_ep(7)],
+    );
+    let (full, committed) = compile(&state, None);
+    assert!(
+        full.to_string()
+            .contains("add chain ip svcnet spread-random-2\n")
+    );
+    assert!(
+        !full.to_string().contains("spread-random-3"),
+        "only the chains in use"
+    );
+    let scaled = with(
+        state,
+        "web",
+        svc,
+        vec![local_ep(5), remote_ep(7), remote_ep(8)],
+    );
+    let (tx, _) = compile(&scaled, Some(&committed));
+    let text = tx.to_string();
+    assert!(
+        text.contains("add chain ip svcnet spread-random-3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("delete chain ip svcnet spread-random-2\n"),
+        "{text}"
+    );
+    let mut nft = FakeNft::new();
+    nft.apply(&full).unwrap();
+    nft.apply(&tx).unwrap();
+}
+
+#[test]
 fn removing_a_service_deletes_its_chains_and_map_elements() {
     let state = thousand_services();
     let (full, committed) = compile(&state, None);

@@ -31,24 +31,42 @@ pub const HAIRPIN_ENDPOINTS: &str = "hairpin-endpoints";
 pub const SERVICE_ENDPOINTS: &str = "service-endpoints";
 pub const NODEPORT_ENDPOINTS: &str = "nodeport-endpoints";
 
-/// Load balancing over up to this many endpoints happens in shared chains (see [`spread_chain`]).
+/// Load balancing over up to this many endpoints happens in shared chains (see [`Spread`]).
 pub const SHARED_SPREAD_MAX: usize = 32;
 
-/// The shared chain that DNATs to one of `count` endpoints picked by `mode` (random or source
-/// hash: the stateless ones), from the endpoint maps under the packet's destination.
+/// A chain shared by every Service port that DNATs to one of `count` endpoints picked by `mode`
+/// (random or source hash: the stateless ones), from the endpoint maps under the packet's
+/// destination. It exists while some Service port uses it.
 ///
 /// Why shared: the kernel checks every rule that reads a map for each element added to it, and
 /// every element when a chain first reads it, so a lookup rule per Service makes loading the
 /// maps cost Services x endpoints. Round-robin keeps a rule per Service: its counter is the
 /// rule's.
-pub fn spread_chain(mode: LoadBalancing, count: usize, local: bool) -> String {
-    let mode = match mode {
-        LoadBalancing::Random => "random",
-        LoadBalancing::RoundRobin => "round-robin",
-        LoadBalancing::SourceHash => "source-hash",
-    };
-    let local = if local { "-local" } else { "" };
-    format!("spread-{mode}-{count}{local}")
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Spread {
+    pub mode: LoadBalancing,
+    pub count: usize,
+    /// The Local chain's (indexes from [`LOCAL_INDEX_OFFSET`]).
+    pub local: bool,
+}
+
+impl Spread {
+    pub fn chain_name(&self) -> String {
+        let mode = match self.mode {
+            LoadBalancing::Random => "random",
+            LoadBalancing::RoundRobin => "round-robin",
+            LoadBalancing::SourceHash => "source-hash",
+        };
+        let local = if self.local { "-local" } else { "" };
+        format!("spread-{mode}-{}{local}", self.count)
+    }
+
+    pub fn chain(&self) -> Chain {
+        regular(
+            &self.chain_name(),
+            spread_rules(self.mode, self.count, self.local),
+        )
+    }
 }
 
 /// The rules that DNAT to the endpoint picked among `count`, looked up by destination, then by
@@ -378,24 +396,8 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
         nodeport_ips,
     ];
 
-    let shared = (2..=SHARED_SPREAD_MAX).flat_map(|count| {
-        [LoadBalancing::Random, LoadBalancing::SourceHash]
-            .into_iter()
-            .flat_map(move |mode| {
-                [false, true].map(|local| {
-                    regular(
-                        &spread_chain(mode, count, local),
-                        spread_rules(mode, count, local),
-                    )
-                })
-            })
-    });
     let mut table = Table::new(family);
-    table.chains = chains
-        .into_iter()
-        .chain(shared)
-        .map(|c| (c.name.clone(), c))
-        .collect();
+    table.chains = chains.into_iter().map(|c| (c.name.clone(), c)).collect();
     table.sets = sets.into_iter().map(|s| (s.def.name.clone(), s)).collect();
     table
 }

@@ -13,9 +13,13 @@ use crate::transaction::{Op, Transaction};
 pub(super) fn compile(desired: &State) -> (Transaction, Committed) {
     let mut services = BTreeMap::new();
     let mut claims = Claims::new();
+    let mut shared = BTreeMap::new();
     for (key, svc) in &desired.services {
         let compiled = compile_service(desired, key, svc);
         let owner = Arc::new(key.clone());
+        for spread in &compiled.fragment.shared {
+            *shared.entry(*spread).or_insert(0) += 1;
+        }
         for (elem, value) in &compiled.fragment.elements {
             claims
                 .entry(elem.clone())
@@ -29,6 +33,7 @@ pub(super) fn compile(desired: &State) -> (Transaction, Committed) {
         config: desired.config.clone(),
         services,
         claims,
+        shared,
     };
 
     let mut tx = Transaction::new(desired.family, true);

@@ -13,7 +13,7 @@ pub use base::{
     CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET, MARK_FOR_MASQUERADE,
     MASQUERADING, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_ENDPOINTS, NODEPORT_IPS,
     REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SERVICES, SHARED_SPREAD_MAX,
-    nodeport_ranges, spread_chain,
+    Spread, nodeport_ranges,
 };
 
 use crate::ir::{ElemKey, Table, Value};
@@ -79,6 +79,8 @@ pub struct Committed {
     config: ProxyConfig,
     services: BTreeMap<ServiceKey, Arc<CompiledService>>,
     claims: Claims,
+    /// How many service ports use each shared load-balancing chain (only those in use exist).
+    shared: BTreeMap<Spread, usize>,
 }
 
 impl Committed {
@@ -94,6 +96,9 @@ impl Committed {
     /// The whole table this state stands for (O(size); for tests, tracing and debugging).
     pub fn table(&self) -> Table {
         let mut table = base::table(self.family, &self.config);
+        for spread in self.shared.keys() {
+            table.chains.insert(spread.chain_name(), spread.chain());
+        }
         for compiled in self.services.values() {
             for (name, chain) in &compiled.fragment.chains {
                 table.chains.insert(name.clone(), chain.clone());

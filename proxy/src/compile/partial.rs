@@ -201,6 +201,32 @@ fn diff_fragment(
         buckets.delete_chains.push(Op::DeleteChain(name.clone()));
     }
 
+    // Shared chains: made with their first user, removed with their last.
+    for spread in new.shared.difference(&old.shared) {
+        let users = next.shared.entry(*spread).or_insert(0);
+        *users += 1;
+        if *users == 1 {
+            let chain = spread.chain();
+            buckets.add_chains.push(Op::AddChain(Chain {
+                name: chain.name.clone(),
+                base: None,
+                rules: Vec::new(),
+            }));
+            buckets.push_rules(&chain);
+        }
+    }
+    for spread in old.shared.difference(&new.shared) {
+        if let Some(users) = next.shared.get_mut(spread) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                next.shared.remove(spread);
+                let name = spread.chain_name();
+                buckets.flush_chains.push(Op::FlushChain(name.clone()));
+                buckets.delete_chains.push(Op::DeleteChain(name));
+            }
+        }
+    }
+
     let keys: BTreeSet<&(String, ElemKey)> =
         old.elements.keys().chain(new.elements.keys()).collect();
     for key in keys {

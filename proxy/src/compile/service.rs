@@ -1,7 +1,7 @@
 //! The chains, sets and map elements of one service port (kube-proxy's per-service part of
 //! `syncProxyRules`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -9,8 +9,7 @@ use ipnet::IpNet;
 use super::base::{
     CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET, MARK_FOR_MASQUERADE,
     NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_ENDPOINTS, REJECT_CHAIN,
-    SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SHARED_SPREAD_MAX, spread_chain,
-    spread_rules,
+    SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SHARED_SPREAD_MAX, Spread, spread_rules,
 };
 use crate::endpoints::{self, uses_cluster_endpoints, uses_local_endpoints};
 use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, SetKind, Value, Verdict};
@@ -29,6 +28,8 @@ pub struct Fragment {
     /// Elements it wants in the shared sets and maps, keyed by (set, key). When two service
     /// ports want the same key, the first in key order gets it (see `Claims`).
     pub elements: BTreeMap<(String, ElemKey), Option<Value>>,
+    /// The shared load-balancing chains it goes to.
+    pub shared: BTreeSet<Spread>,
 }
 
 impl Fragment {
@@ -303,7 +304,7 @@ struct Entries {
 
 /// Load balancing and DNAT: nothing per endpoint needs a chain of its own. A destination's
 /// endpoints are elements of the shared endpoint maps, keyed by the destination and the index the
-/// DNAT rule picks; the rules are those of a shared chain when one fits (see `spread_chain`).
+/// DNAT rule picks; the rules are those of a shared chain when one fits (see `Spread`).
 fn spread(
     frag: &mut Fragment,
     chain: &str,
@@ -344,9 +345,10 @@ fn spread(
     }
     let (mode, count) = (svc.load_balancing, members.len());
     if mode != LoadBalancing::RoundRobin && count <= SHARED_SPREAD_MAX {
-        let shared = Verdict::Goto(spread_chain(mode, count, local));
-        frag.chain(chain)
-            .push(Rule::always(Action::Verdict(shared)));
+        let shared = Spread { mode, count, local };
+        let goto = Verdict::Goto(shared.chain_name());
+        frag.chain(chain).push(Rule::always(Action::Verdict(goto)));
+        frag.shared.insert(shared);
     } else {
         frag.chain(chain).extend(spread_rules(mode, count, local));
     }
