@@ -251,8 +251,8 @@ pub enum SetKind {
     Set,
     /// Keys and verdicts.
     VerdictMap,
-    /// Keys and DNAT targets (`ip daddr . th dport`).
-    EndpointMap,
+    /// Keys and DNAT targets of one protocol (`ip daddr . tcp dport`).
+    EndpointMap(Protocol),
 }
 
 /// A named set or verdict map.

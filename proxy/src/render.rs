@@ -127,16 +127,17 @@ fn base_hook(base: &BaseHook) -> String {
 fn set_decl(family: Family, def: &SetDef) -> String {
     let (ip, addr) = (family.nft(), family.addr_type());
     let mut body = match (def.kind, def.key) {
-        // No `type` names numgen's 32-bit integer, so the key is declared by expressions. The
-        // value says `tcp dport` (the same bytes for UDP and SCTP): nft 1.0.6 reads a declared
-        // `ip daddr . th dport` back from the kernel as conflicting protocols and then refuses
-        // every rule that uses the map.
-        (SetKind::EndpointMap, key) => {
+        // No `type` names numgen's 32-bit integer, so the key is declared by expressions. One map
+        // per protocol, its value `ip daddr . <proto> dport`: nft derives the DNAT rule's
+        // protocol from it (a `meta l4proto` it adds), and nft 1.0.6 reads a declared
+        // `. th dport` back from the kernel as conflicting protocols.
+        (SetKind::EndpointMap(proto), key) => {
             let entry = match key {
                 KeyType::ProtoPortIndex => "meta l4proto . th dport".to_owned(),
                 _ => format!("{ip} daddr . meta l4proto . th dport"),
             };
-            format!("typeof {entry} . numgen random mod 1 : {ip} daddr . tcp dport ;")
+            let p = proto.as_str();
+            format!("typeof {entry} . numgen random mod 1 : {ip} daddr . {p} dport ;")
         }
         (kind, key) => {
             let key = match key {

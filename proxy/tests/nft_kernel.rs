@@ -103,6 +103,8 @@ impl Netns {
         // on what it read before: the same bytes either way.
         let text = String::from_utf8_lossy(&out.stdout)
             .replace("meta l4proto . tcp dport . ", "meta l4proto . th dport . ")
+            .replace("meta l4proto . udp dport . ", "meta l4proto . th dport . ")
+            .replace("meta l4proto . sctp dport . ", "meta l4proto . th dport . ")
             .replace("elements = {", "\n")
             .replace(['{', '}'], "\n");
         let mut lines: Vec<String> = text

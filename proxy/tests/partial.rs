@@ -109,10 +109,10 @@ fn a_shared_chain_lives_while_a_service_uses_it() {
     let (full, committed) = compile(&state, None);
     assert!(
         full.to_string()
-            .contains("add chain ip svcnet spread-random-2\n")
+            .contains("add chain ip svcnet spread-tcp-random-2\n")
     );
     assert!(
-        !full.to_string().contains("spread-random-3"),
+        !full.to_string().contains("spread-tcp-random-3"),
         "only the chains in use"
     );
     let scaled = with(
@@ -124,11 +124,11 @@ fn a_shared_chain_lives_while_a_service_uses_it() {
     let (tx, _) = compile(&scaled, Some(&committed));
     let text = tx.to_string();
     assert!(
-        text.contains("add chain ip svcnet spread-random-3\n"),
+        text.contains("add chain ip svcnet spread-tcp-random-3\n"),
         "{text}"
     );
     assert!(
-        text.contains("delete chain ip svcnet spread-random-2\n"),
+        text.contains("delete chain ip svcnet spread-tcp-random-2\n"),
         "{text}"
     );
     let mut nft = FakeNft::new();

@@ -9,7 +9,7 @@ use crate::ir::{
     Action, BaseHook, Chain, ChainType, ElemKey, Entry, Hook, KeyType, Match, Rule, Set, SetDef,
     SetKind, Table, Verdict,
 };
-use crate::model::{Family, LoadBalancing, ProxyConfig};
+use crate::model::{Family, LoadBalancing, Protocol, ProxyConfig};
 
 pub const SERVICES: &str = "services";
 pub const MASQUERADING: &str = "masquerading";
@@ -28,8 +28,14 @@ pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 pub const NODEPORT_IPS: &str = "nodeport-ips";
 pub const HAIRPIN_ENDPOINTS: &str = "hairpin-endpoints";
-pub const SERVICE_ENDPOINTS: &str = "service-endpoints";
-pub const NODEPORT_ENDPOINTS: &str = "nodeport-endpoints";
+/// The endpoint maps of a protocol, by destination and by NodePort.
+pub fn endpoint_map(entry: Entry, proto: Protocol) -> String {
+    let by = match entry {
+        Entry::Destination => "service",
+        Entry::NodePort => "nodeport",
+    };
+    format!("{by}-endpoints-{}", proto.as_str())
+}
 
 /// Load balancing over up to this many endpoints happens in shared chains (see [`Spread`]).
 pub const SHARED_SPREAD_MAX: usize = 32;
@@ -44,6 +50,7 @@ pub const SHARED_SPREAD_MAX: usize = 32;
 /// rule's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Spread {
+    pub proto: Protocol,
     pub mode: LoadBalancing,
     pub count: usize,
     /// The Local chain's (indexes from [`LOCAL_INDEX_OFFSET`]).
@@ -58,39 +65,39 @@ impl Spread {
             LoadBalancing::SourceHash => "source-hash",
         };
         let local = if self.local { "-local" } else { "" };
-        format!("spread-{mode}-{}{local}", self.count)
+        format!(
+            "spread-{}-{mode}-{}{local}",
+            self.proto.as_str(),
+            self.count
+        )
     }
 
     pub fn chain(&self) -> Chain {
         regular(
             &self.chain_name(),
-            spread_rules(self.mode, self.count, self.local),
+            spread_rules(self.proto, self.mode, self.count, self.local),
         )
     }
 }
 
 /// The rules that DNAT to the endpoint picked among `count`, looked up by destination, then by
 /// NodePort (a lookup that finds nothing lets the packet go on to the next rule).
-pub fn spread_rules(mode: LoadBalancing, count: usize, local: bool) -> Vec<Rule> {
+pub fn spread_rules(proto: Protocol, mode: LoadBalancing, count: usize, local: bool) -> Vec<Rule> {
     let count = u32::try_from(count).unwrap_or(u32::MAX);
     let offset = if local { LOCAL_INDEX_OFFSET } else { 0 };
-    [
-        (Entry::Destination, SERVICE_ENDPOINTS),
-        (Entry::NodePort, NODEPORT_ENDPOINTS),
-    ]
-    .into_iter()
-    .map(|(entry, map)| {
-        // No `meta l4proto` match: the key holds the protocol, and nft 1.0.6 refuses one next
-        // to the map's declared key (see `render::set_decl`).
-        Rule::always(Action::DnatFromMap {
-            mode,
-            count,
-            offset,
-            entry,
-            map: map.to_owned(),
+    [Entry::Destination, Entry::NodePort]
+        .into_iter()
+        .map(|entry| {
+            // No `meta l4proto` match: nft adds the map's own (see `render::set_decl`).
+            Rule::always(Action::DnatFromMap {
+                mode,
+                count,
+                offset,
+                entry,
+                map: endpoint_map(entry, proto),
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// Added to the index of the Local chain's endpoints in the endpoint maps, so that a destination
@@ -381,20 +388,27 @@ pub fn table(family: Family, config: &ProxyConfig) -> Table {
             SetKind::Set,
             "endpoints on this node, as source . destination of a pod reaching itself",
         ),
-        set(
-            SERVICE_ENDPOINTS,
-            KeyType::AddrProtoPortIndex,
-            SetKind::EndpointMap,
-            "endpoints by destination and index, for load balancing",
-        ),
-        set(
-            NODEPORT_ENDPOINTS,
-            KeyType::ProtoPortIndex,
-            SetKind::EndpointMap,
-            "endpoints by NodePort and index, for load balancing",
-        ),
-        nodeport_ips,
     ];
+    let mut sets = sets;
+    for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+        for (entry, key, what) in [
+            (
+                Entry::Destination,
+                KeyType::AddrProtoPortIndex,
+                "destination",
+            ),
+            (Entry::NodePort, KeyType::ProtoPortIndex, "NodePort"),
+        ] {
+            let comment = format!("{} endpoints by {what} and index", proto.as_str());
+            sets.push(set(
+                &endpoint_map(entry, proto),
+                key,
+                SetKind::EndpointMap(proto),
+                &comment,
+            ));
+        }
+    }
+    sets.push(nodeport_ips);
 
     let mut table = Table::new(family);
     table.chains = chains.into_iter().map(|c| (c.name.clone(), c)).collect();

@@ -8,11 +8,13 @@ use ipnet::IpNet;
 
 use super::base::{
     CLUSTER_IPS, FIREWALL_IPS, HAIRPIN_ENDPOINTS, LOCAL_INDEX_OFFSET, MARK_FOR_MASQUERADE,
-    NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, NODEPORT_ENDPOINTS, REJECT_CHAIN,
-    SERVICE_ENDPOINTS, SERVICE_IPS, SERVICE_NODEPORTS, SHARED_SPREAD_MAX, Spread, spread_rules,
+    NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_IPS, SERVICE_NODEPORTS,
+    SHARED_SPREAD_MAX, Spread, endpoint_map, spread_rules,
 };
 use crate::endpoints::{self, uses_cluster_endpoints, uses_local_endpoints};
-use crate::ir::{Action, Chain, ElemKey, KeyType, Match, Rule, SetDef, SetKind, Value, Verdict};
+use crate::ir::{
+    Action, Chain, ElemKey, Entry, KeyType, Match, Rule, SetDef, SetKind, Value, Verdict,
+};
 use crate::model::{
     EndpointState, Family, LoadBalancing, Protocol, ProxyConfig, ServiceKey, ServiceState,
     TrafficPolicy,
@@ -334,23 +336,29 @@ fn spread(
     for addr in &entries.addrs {
         for (i, target) in indexed() {
             let elem = ElemKey::AddrProtoPortIndex(*addr, proto, svc.port, i);
-            frag.claim_value(SERVICE_ENDPOINTS, elem, target);
+            frag.claim_value(&endpoint_map(Entry::Destination, proto), elem, target);
         }
     }
     if let Some(node_port) = entries.node_port {
         for (i, target) in indexed() {
             let elem = ElemKey::ProtoPortIndex(proto, node_port, i);
-            frag.claim_value(NODEPORT_ENDPOINTS, elem, target);
+            frag.claim_value(&endpoint_map(Entry::NodePort, proto), elem, target);
         }
     }
     let (mode, count) = (svc.load_balancing, members.len());
     if mode != LoadBalancing::RoundRobin && count <= SHARED_SPREAD_MAX {
-        let shared = Spread { mode, count, local };
+        let shared = Spread {
+            proto,
+            mode,
+            count,
+            local,
+        };
         let goto = Verdict::Goto(shared.chain_name());
         frag.chain(chain).push(Rule::always(Action::Verdict(goto)));
         frag.shared.insert(shared);
     } else {
-        frag.chain(chain).extend(spread_rules(mode, count, local));
+        frag.chain(chain)
+            .extend(spread_rules(proto, mode, count, local));
     }
 }
 

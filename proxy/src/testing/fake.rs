@@ -64,7 +64,7 @@ fn check_element(table: &Table, family: Family, e: &Element) -> Result<(), Strin
         .ok_or_else(|| format!("no such set or map {}", e.set))?;
     let fits = match (set.def.kind, &e.value) {
         (SetKind::Set, None) | (SetKind::VerdictMap, Some(Value::Verdict(_))) => true,
-        (SetKind::EndpointMap, Some(Value::Target(ip, _))) => family.holds(ip),
+        (SetKind::EndpointMap(_), Some(Value::Target(ip, _))) => family.holds(ip),
         _ => false,
     };
     if !fits {
