@@ -225,6 +225,37 @@ fn element_changes_sent_over_netlink_end_like_nft() {
 }
 
 #[test]
+fn a_udp_services_dnat_rule_reads_the_udp_map_and_checks_for_no_tcp() {
+    let Some(ns) = Netns::create() else { return };
+    let (_, v6) = golden_states()
+        .into_iter()
+        .find(|(name, _)| *name == "ipv6-load-balancing-modes")
+        .unwrap();
+    apply_or_panic(&ns, &compile(&v6, None).0.to_string());
+    // A map whose value says `tcp dport` makes nft add `meta l4proto tcp` to the rule: a UDP
+    // Service's rule reads the UDP map and checks for no TCP.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "nft",
+            "--debug=netlink",
+            "list",
+            "chain",
+        ])
+        .args(["ip6", "svcnet", "spread-udp-random-2"])
+        .output()
+        .unwrap();
+    let bytecode = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        bytecode.contains("lookup reg 1 set service-endpoints-udp"),
+        "{bytecode}"
+    );
+    assert!(!bytecode.contains("cmp eq reg 1 0x00000006"), "{bytecode}");
+}
+
+#[test]
 fn removing_endpoints_and_services_deletes_their_chains_in_one_transaction() {
     let Some(ns) = Netns::create() else { return };
     let sticky = ServiceState {
