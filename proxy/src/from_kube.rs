@@ -13,6 +13,8 @@ use crate::model::{
 
 /// Annotation choosing a Service's load-balancing: `random` (default), `round-robin`, `source-hash`.
 pub const LOAD_BALANCING_ANNOTATION: &str = "svcnet.dev/load-balancing";
+/// The label naming the Service an EndpointSlice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Upstream's default ClientIP affinity timeout (3 hours).
 const DEFAULT_AFFINITY_SECONDS: u32 = 10800;
 
@@ -142,14 +144,7 @@ pub fn endpoints(
     };
     let mut out: BTreeMap<ServiceKey, Vec<EndpointState>> = BTreeMap::new();
     for slice in slices.iter().filter(|s| s.address_type == address_type) {
-        let (Some(ns), Some(service)) = (
-            slice.metadata.namespace.as_deref(),
-            slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name")),
-        ) else {
+        let Some((ns, service)) = slice_owner(slice) else {
             continue;
         };
         for port in slice.ports.iter().flatten() {
@@ -195,6 +190,17 @@ pub fn endpoints(
         list.sort_by_key(|e| (e.ip, e.port));
     }
     out
+}
+
+/// The namespace and name of the Service a slice belongs to (its label).
+pub fn slice_owner(slice: &EndpointSlice) -> Option<(&str, &str)> {
+    let meta = &slice.metadata;
+    meta.namespace.as_deref().zip(
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .map(String::as_str),
+    )
 }
 
 /// One Service port's entries in a [`State`].

@@ -33,14 +33,8 @@ pub fn op(family: Family, op: &Op) -> String {
         }
         Op::AddSet(def) => set_decl(family, def),
         Op::DeleteSet(name) => format!("delete set {f} {TABLE} {name}"),
-        Op::AddElement(e) => format!("add element {f} {TABLE} {} {{ {} }}", e.set, element(e)),
-        Op::DeleteElement(e) => {
-            // Deleting takes the key only.
-            format!(
-                "delete element {f} {TABLE} {} {{ {} }}",
-                e.set,
-                elem_key(&e.key)
-            )
+        Op::AddElement(_) | Op::DeleteElement(_) => {
+            element_command(family, std::slice::from_ref(op))
         }
     }
 }
@@ -58,13 +52,12 @@ pub fn lines(family: Family, ops: &[Op]) -> Vec<String> {
     let mut i = 0;
     while i < ops.len() {
         let run = element_run(&ops[i..]);
-        if run > 1 {
-            out.push(element_command(family, &ops[i..i + run]));
-            i += run;
+        out.push(if run > 1 {
+            element_command(family, &ops[i..i + run])
         } else {
-            out.push(op(family, &ops[i]));
-            i += 1;
-        }
+            op(family, &ops[i])
+        });
+        i += run;
     }
     out
 }

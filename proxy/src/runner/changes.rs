@@ -7,10 +7,10 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
 
+use crate::from_kube::slice_owner;
+
 /// A Service's namespace and name.
 pub type ServiceName = (String, String);
-
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The Services touched since the last [`Changes::take`].
 #[derive(Debug, Default)]
@@ -62,13 +62,8 @@ impl Changes {
             }
             Event::InitDone => return,
         };
-        let meta = &slice.metadata;
-        let uid = meta.uid.clone().unwrap_or_default();
-        let owner = meta
-            .namespace
-            .as_ref()
-            .zip(meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)));
-        let owner = owner.map(|(ns, name)| (ns.clone(), name.clone()));
+        let uid = slice.metadata.uid.clone().unwrap_or_default();
+        let owner = slice_owner(slice).map(|(ns, name)| (ns.to_owned(), name.to_owned()));
         self.services.extend(owner.clone());
         let before = match owner {
             Some(owner) if !gone => self.slice_owner.insert(uid, owner),
@@ -86,17 +81,13 @@ impl Changes {
             Touched::Some(services)
         }
     }
-
-    /// Everything is to be translated again (the configuration changed, a sync failed).
-    pub fn touch_all(&mut self) {
-        self.all = true;
-    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::from_kube::SERVICE_NAME_LABEL;
     use serde_json::json;
 
     fn slice(uid: &str, service: &str) -> EndpointSlice {

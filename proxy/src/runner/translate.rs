@@ -1,15 +1,15 @@
 //! The desired state kept between syncs: a sync translates the Services the watches touched
 //! again, not every Service and slice (that alone took about 30 ms at 10,000 Services).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::changes::{ServiceName, Touched};
-use crate::from_kube::{Entry, desired_state, update_service};
+use super::changes::Touched;
+use crate::from_kube::{Entry, desired_state, slice_owner, update_service};
 use crate::model::{Family, ProxyConfig, ServiceKey, State};
 
 /// What a translation changed.
@@ -35,17 +35,15 @@ pub fn translate(
         (Some(state), Touched::Some(names)) if state.config == *config => (state, names),
         (prev, _) => return translate_all(prev, config, family, services, slices),
     };
-    let mut by_service: BTreeMap<&ServiceName, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices.iter().filter(|_| !names.is_empty()) {
-        let meta = &slice.metadata;
-        let owner = meta.namespace.clone().zip(
-            meta.labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                .cloned(),
-        );
-        if let Some(name) = owner.and_then(|o| names.get(&o)) {
-            by_service.entry(name).or_default().push(slice);
+    // The touched Services' slices, found without allocating per slice: one pass over all.
+    let wanted: HashSet<(&str, &str)> = names
+        .iter()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()))
+        .collect();
+    let mut by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    for slice in slices.iter().filter(|_| !wanted.is_empty()) {
+        if let Some(owner) = slice_owner(slice).filter(|o| wanted.contains(o)) {
+            by_service.entry(owner).or_default().push(slice);
         }
     }
     let mut translated = Translated {
@@ -55,7 +53,10 @@ pub fn translate(
     for name in names {
         let (ns, svc_name) = name;
         let svc = services.get(&ObjectRef::new(svc_name).within(ns));
-        let own = by_service.get(name).map(Vec::as_slice).unwrap_or_default();
+        let own = by_service
+            .get(&(ns.as_str(), svc_name.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let (old, written) = update_service(&mut state, ns, svc_name, svc.as_deref(), own);
         let keys = translated.keys.get_or_insert_with(BTreeSet::new);
         keys.extend(old.iter().map(|(k, _, _)| k.clone()));
