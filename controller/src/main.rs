@@ -31,6 +31,11 @@ struct Cli {
     /// Coalesce pod changes for one Service over this period (e.g. 0s, 500ms, 1s).
     #[arg(long, default_value = "0s", value_parser = reconciler::config::parse_duration)]
     endpoint_updates_batch_period: Duration,
+    /// Hold a write that only adds endpoints (or marks them ready) until this long after the
+    /// Service's last write, so pods coming up together go out in one write; 0s writes at once.
+    /// Removals are never held.
+    #[arg(long, default_value = "500ms", value_parser = reconciler::config::parse_duration)]
+    endpoint_additions_interval: Duration,
     /// Services reconciled at once.
     #[arg(long, default_value_t = 8)]
     workers: u16,
@@ -160,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         options,
         workers: cli.workers,
         batch_period: cli.endpoint_updates_batch_period,
+        additions_interval: cli.endpoint_additions_interval,
     };
     let synced = health.clone();
     let allocation_leader = async {

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub reconciles: Counter,
     pub errors: Family<KindLabel, Counter>,
     pub stale_cache_skips: Counter,
+    pub paced_plans: Counter,
     pub endpoints_added: Counter,
     pub endpoints_removed: Counter,
     pub slice_changes: Family<OperationLabel, Counter>,
@@ -55,6 +56,7 @@ impl Metrics {
             reconciles: Counter::default(),
             errors: Family::default(),
             stale_cache_skips: Counter::default(),
+            paced_plans: Counter::default(),
             endpoints_added: Counter::default(),
             endpoints_removed: Counter::default(),
             slice_changes: Family::default(),
@@ -77,6 +79,11 @@ impl Metrics {
             "stale_cache_skips",
             "Reconciles put off because the cache had not seen our own writes yet",
             m.stale_cache_skips.clone(),
+        );
+        r.register(
+            "paced_plans",
+            "Plans that only add endpoints, held until the Service's last write is old enough",
+            m.paced_plans.clone(),
         );
         r.register(
             "endpoints_added",

@@ -368,3 +368,36 @@ fn port_change_rewrites_slices_in_place() {
     assert_eq!(before, after);
     assert!(store.slices.iter().all(|s| port_numbers(s) == [9090]));
 }
+
+#[test]
+fn a_plan_takes_away_when_an_endpoint_goes_or_gets_worse_not_when_one_comes_or_gets_ready() {
+    let mut store = SliceStore::default();
+    let mut pods = numbered_pods("web", 5);
+    pods[1].ready = false;
+    store.converge(&web(), &pods, &nodes(), &opts(100));
+    let takes_away = |store: &SliceStore, pods: &[PodView]| {
+        let plan = store.plan(&web(), pods, &nodes(), &opts(100));
+        assert!(!plan.is_empty());
+        plan.takes_away()
+    };
+
+    let mut gains = pods.clone();
+    gains.push(numbered_pod("web", 7));
+    assert!(!takes_away(&store, &gains), "a new ready endpoint");
+    gains[1].ready = true;
+    assert!(!takes_away(&store, &gains), "and one turning ready");
+
+    let mut losses = pods.clone();
+    losses[2].ready = false;
+    assert!(takes_away(&store, &losses), "an endpoint no longer ready");
+    let mut losses = pods.clone();
+    losses[3].terminating = true;
+    assert!(takes_away(&store, &losses), "an endpoint terminating");
+    let mut losses = pods.clone();
+    losses.remove(4);
+    losses.push(numbered_pod("web", 7));
+    assert!(
+        takes_away(&store, &losses),
+        "an endpoint gone, even with one added"
+    );
+}

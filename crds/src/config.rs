@@ -85,6 +85,12 @@ pub struct EndpointSliceSettings {
     #[serde(default = "default_batch_period")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
     pub endpoint_updates_batch_period: String,
+    /// A write that only adds endpoints (or marks them ready) waits until this long after the
+    /// Service's last write, so pods coming up together go out in one write; "0s" writes at once.
+    /// Removals never wait.
+    #[serde(default = "default_additions_interval")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub endpoint_additions_interval: String,
 }
 
 fn default_max_endpoints() -> u32 {
@@ -95,11 +101,16 @@ fn default_batch_period() -> String {
     "0s".to_owned()
 }
 
+fn default_additions_interval() -> String {
+    "500ms".to_owned()
+}
+
 impl Default for EndpointSliceSettings {
     fn default() -> Self {
         EndpointSliceSettings {
             max_endpoints_per_slice: default_max_endpoints(),
             endpoint_updates_batch_period: default_batch_period(),
+            endpoint_additions_interval: default_additions_interval(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) struct FamilyOutcome<'a> {
     pub(crate) delete: Vec<&'a EndpointSlice>,
     pub(crate) added: usize,
     pub(crate) removed: usize,
+    pub(crate) degraded: usize,
 }
 
 /// Inputs shared by every family of one plan.
@@ -68,6 +69,7 @@ pub(crate) fn reconcile_family<'a>(
         out.delete.extend(pm.delete);
         out.added += pm.added;
         out.removed += pm.removed;
+        out.degraded += pm.degraded;
     }
     // Port sets no Pod resolves to any more.
     for slice in by_ports.into_values().flatten() {

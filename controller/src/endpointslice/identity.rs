@@ -92,6 +92,28 @@ pub(crate) fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
         && hint_names(a.hints.as_ref()) == hint_names(b.hints.as_ref())
 }
 
+/// `new` differs from `old` (the same endpoint) at most by becoming ready or serving, or by no
+/// longer terminating. (An unset `ready` or `serving` reads as true, an unset `terminating` as false,
+/// as the API documents.)
+pub(crate) fn only_gains(old: &Endpoint, new: &Endpoint) -> bool {
+    let cond = |e: &Endpoint| {
+        let c = e.conditions.clone().unwrap_or_default();
+        (
+            c.ready.unwrap_or(true),
+            c.serving.unwrap_or(true),
+            c.terminating.unwrap_or(false),
+        )
+    };
+    let (old_ready, old_serving, old_terminating) = cond(old);
+    let (new_ready, new_serving, new_terminating) = cond(new);
+    let mut rest = old.clone();
+    rest.conditions.clone_from(&new.conditions);
+    new_ready >= old_ready
+        && new_serving >= old_serving
+        && new_terminating <= old_terminating
+        && same_endpoint(&rest, new)
+}
+
 fn hint_names(hints: Option<&EndpointHints>) -> (Vec<&str>, Vec<&str>) {
     let zones = hints
         .and_then(|h| h.for_zones.as_ref())

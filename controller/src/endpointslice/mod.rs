@@ -57,6 +57,18 @@ pub fn selects_pods(service: &Service) -> bool {
         && spec.selector.as_ref().is_some_and(|s| !s.is_empty())
 }
 
+/// Whether any of `slices` has an endpoint ready for traffic (an unset `ready` reads as true).
+pub fn has_ready_endpoint(slices: &[EndpointSlice]) -> bool {
+    slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .any(|e| {
+            e.conditions
+                .as_ref()
+                .is_none_or(|c| c.ready.unwrap_or(true))
+        })
+}
+
 /// Plan the EndpointSlices of `service`.
 ///
 /// - `pods`: the Pods its selector matches, in its namespace (the caller matches the selector).
@@ -116,6 +128,7 @@ pub fn plan(
         plan.delete.extend(out.delete.into_iter().map(SliceRef::of));
         plan.endpoints_added += out.added;
         plan.endpoints_removed += out.removed;
+        plan.endpoints_degraded += out.degraded;
     }
     // Slices of an address type the Service no longer has.
     for slice in ours {

@@ -14,7 +14,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 
 use super::AddressFamily;
 use super::desired::DesiredGroup;
-use super::identity::{EndpointKey, same_endpoint, sort_endpoints};
+use super::identity::{EndpointKey, only_gains, same_endpoint, sort_endpoints};
 use super::slice_meta::SliceTemplate;
 
 /// What one port set needs.
@@ -27,6 +27,7 @@ pub(crate) struct PortMapOutcome<'a> {
     pub(crate) added: usize,
     /// Existing endpoints dropped from their slice.
     pub(crate) removed: usize,
+    pub(crate) degraded: usize,
 }
 
 pub(crate) fn reconcile_port_map<'a>(
@@ -54,7 +55,12 @@ pub(crate) fn reconcile_port_map<'a>(
         for endpoint in old {
             // `remove` also drops duplicates: only the first slice holding an endpoint keeps it.
             if let Some(want) = wanted.remove(&EndpointKey::of(endpoint)) {
-                changed |= !same_endpoint(&want, endpoint);
+                if !same_endpoint(&want, endpoint) {
+                    changed = true;
+                    if !only_gains(endpoint, &want) {
+                        out.degraded += 1;
+                    }
+                }
                 kept.push(want);
             }
         }

@@ -41,6 +41,9 @@ pub struct SlicePlan {
     /// Endpoints dropped from existing slices, including those in deleted slices
     /// (upstream `endpoints_removed_per_sync` counts only drops within a kept port set).
     pub endpoints_removed: usize,
+    /// Endpoints kept but changed for the worse for a consumer: no longer ready or serving, newly
+    /// terminating, or anything else about them changed (node, zone, hints, target).
+    pub endpoints_degraded: usize,
     /// `namespace/name` of Pods left out because their Node is unknown (not in `node_zones`).
     /// Upstream returns an error here so the Service is retried: requeue it if non-empty.
     pub pods_on_unknown_nodes: Vec<String>,
@@ -50,6 +53,13 @@ impl SlicePlan {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
+    }
+
+    /// Whether a consumer loses anything by this plan waiting: an endpoint removed or degraded.
+    /// A plan that only adds endpoints, or marks them ready, serving or no longer terminating,
+    /// takes nothing away.
+    pub fn takes_away(&self) -> bool {
+        self.endpoints_removed > 0 || self.endpoints_degraded > 0
     }
 
     /// Slices this plan writes (upstream metric `endpointslices_changed_per_sync`).

@@ -1,6 +1,6 @@
 //! svcnet's configuration resource (`SvcnetConfig` named `default`), when it exists, overrides the
 //! flags: `maxEndpointsPerSlice` applies at once (every Service is planned again),
-//! `endpointUpdatesBatchPeriod` is read at start.
+//! `endpointUpdatesBatchPeriod` and `endpointAdditionsInterval` are read at start.
 
 use std::time::Duration;
 
@@ -34,19 +34,45 @@ pub fn options_from(config: &SvcnetConfig, flags: &Options) -> Result<Options, c
     Options::new(max, flags.manager())
 }
 
-/// The batch period at start: the configuration's when it exists and parses, else the flag's.
-pub async fn batch_period(client: &kube::Client, flag: Duration) -> Duration {
+/// The periods read once, at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periods {
+    /// `endpointUpdatesBatchPeriod`.
+    pub batch: Duration,
+    /// `endpointAdditionsInterval`.
+    pub additions: Duration,
+}
+
+/// The periods at start: the configuration's when it exists (each one that parses), else the flags'.
+pub async fn periods(client: &kube::Client, flags: Periods) -> Periods {
     let api: Api<SvcnetConfig> = Api::all(client.clone());
     match api.get_opt(CONFIG_NAME).await {
-        Ok(Some(config)) => {
-            let period = &config.spec.endpoint_slices.endpoint_updates_batch_period;
-            parse_duration(period).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "ignoring endpointUpdatesBatchPeriod");
-                flag
-            })
-        }
-        // No CRD or no object: the flag applies.
-        _ => flag,
+        Ok(Some(config)) => periods_from(&config, flags),
+        // No CRD or no object: the flags apply.
+        _ => flags,
+    }
+}
+
+/// The periods `config` asks for, falling back to the flags' for a value that does not parse.
+pub fn periods_from(config: &SvcnetConfig, flags: Periods) -> Periods {
+    let settings = &config.spec.endpoint_slices;
+    let read = |value: &str, field: &str, flag: Duration| {
+        parse_duration(value).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, field, "ignoring a period of the svcnet configuration");
+            flag
+        })
+    };
+    Periods {
+        batch: read(
+            &settings.endpoint_updates_batch_period,
+            "endpointUpdatesBatchPeriod",
+            flags.batch,
+        ),
+        additions: read(
+            &settings.endpoint_additions_interval,
+            "endpointAdditionsInterval",
+            flags.additions,
+        ),
     }
 }
 
@@ -114,5 +140,22 @@ mod tests {
         assert_eq!(options.ok(), Some(7));
         config.spec.endpoint_slices.max_endpoints_per_slice = 0;
         assert!(options_from(&config, &flags).is_err());
+    }
+
+    #[test]
+    fn the_configuration_sets_the_periods_each_falling_back_to_its_flag() {
+        let flags = Periods {
+            batch: Duration::from_millis(5),
+            additions: Duration::from_millis(7),
+        };
+        let mut config = SvcnetConfig::new(CONFIG_NAME, Default::default());
+        let defaults = periods_from(&config, flags);
+        assert_eq!(defaults.batch, Duration::ZERO);
+        assert_eq!(defaults.additions, Duration::from_millis(500));
+        config.spec.endpoint_slices.endpoint_updates_batch_period = "250ms".into();
+        config.spec.endpoint_slices.endpoint_additions_interval = "soon".into();
+        let read = periods_from(&config, flags);
+        assert_eq!(read.batch, Duration::from_millis(250));
+        assert_eq!(read.additions, flags.additions);
     }
 }

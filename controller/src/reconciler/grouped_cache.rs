@@ -1,100 +1,128 @@
-//! A watch cache grouped by a key (a namespace, or a namespace and a Service name), fed by the same
-//! watch events as kube-runtime's reflector. A reconcile then reads the objects of one group instead of
-//! scanning every object in the cluster: with 20,000 pods and 2,000 Services, the cluster-wide scan
-//! was most of the controller's CPU under churn. It replaces the reflector's store for those kinds, so
-//! each object is held once.
+//! A watch cache grouped by namespace, and within a namespace optionally by a label's value (our
+//! slices by the Service they belong to), fed by the same watch events as kube-runtime's reflector.
+//! A reconcile reads the objects of one group instead of scanning every object in the cluster: with
+//! 20,000 pods and 2,000 Services, the cluster-wide scan was most of the controller's CPU under
+//! churn. It replaces the reflector's store for those kinds, so each object is held once, and it is
+//! laid out to cost little per object: one map entry keyed by the object's name, within its
+//! namespace's map.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
-use crate::endpointslice::LABEL_SERVICE_NAME;
+/// How objects are grouped within their namespace.
+#[derive(Debug, Clone, Copy)]
+pub enum Grouping {
+    /// One group per namespace.
+    Namespace,
+    /// By the value of this label; objects without it are not kept.
+    Label(&'static str),
+}
 
-/// Values by group, then by object identity; and each object's group, to find it on a change.
+/// What is kept of one object, and the value of the grouping label (for [`Grouping::Label`]).
 #[derive(Debug)]
-struct Groups<V> {
-    members: HashMap<String, HashMap<String, Arc<V>>>,
-    group_of_object: HashMap<String, String>,
+struct Entry<V> {
+    label: Option<Box<str>>,
+    value: Arc<V>,
 }
 
-impl<V> Default for Groups<V> {
+/// Entries by namespace, then by name.
+#[derive(Debug)]
+struct Namespaces<V>(HashMap<Arc<str>, HashMap<Box<str>, Entry<V>>>);
+
+impl<V> Default for Namespaces<V> {
     fn default() -> Self {
-        Groups {
-            members: HashMap::new(),
-            group_of_object: HashMap::new(),
-        }
+        Namespaces(HashMap::new())
     }
 }
 
-impl<V> Groups<V> {
-    fn get(&self, id: &str) -> Option<Arc<V>> {
-        let group = self.group_of_object.get(id)?;
-        self.members.get(group)?.get(id).cloned()
+impl<V> Namespaces<V> {
+    fn get(&self, ns: &str, name: &str) -> Option<Arc<V>> {
+        Some(self.0.get(ns)?.get(name)?.value.clone())
     }
 
-    fn insert(&mut self, id: String, group: Option<String>, value: impl FnOnce() -> V) {
-        // An object can move between groups (a slice relabelled): take it out of its old one.
-        self.remove_id(&id);
-        if let Some(group) = group {
-            self.members
-                .entry(group.clone())
-                .or_default()
-                .insert(id.clone(), Arc::new(value()));
-            self.group_of_object.insert(id, group);
+    fn insert(&mut self, ns: &str, name: &str, entry: Entry<V>) {
+        match self.0.get_mut(ns) {
+            Some(objects) => {
+                objects.insert(name.into(), entry);
+            }
+            None => {
+                self.0
+                    .insert(ns.into(), HashMap::from([(name.into(), entry)]));
+            }
         }
     }
 
-    fn remove_id(&mut self, id: &str) {
-        let Some(group) = self.group_of_object.remove(id) else {
-            return;
-        };
-        if let Some(members) = self.members.get_mut(&group) {
-            members.remove(id);
-            if members.is_empty() {
-                self.members.remove(&group);
+    fn remove(&mut self, ns: &str, name: &str) {
+        if let Some(objects) = self.0.get_mut(ns) {
+            objects.remove(name);
+            if objects.is_empty() {
+                self.0.remove(ns);
             }
         }
     }
 }
 
+/// The function keeping what the controller reads of an object.
+type Keep<K, V> = Box<dyn Fn(&K) -> V + Send + Sync>;
+
 /// What is kept of each object (`V`: the object itself, or the part of it the controller reads),
-/// by group, then by name.
-#[derive(Debug)]
+/// by namespace and group.
 pub struct GroupedCache<K, V = K> {
-    group_of: fn(&K) -> Option<String>,
-    keep: fn(&K) -> V,
+    grouping: Grouping,
+    keep: Keep<K, V>,
     state: RwLock<State<V>>,
     /// True once the first list is complete.
     ready: tokio::sync::watch::Sender<bool>,
 }
 
+impl<K, V> std::fmt::Debug for GroupedCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupedCache")
+            .field("grouping", &self.grouping)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 struct State<V> {
-    live: Groups<V>,
+    live: Namespaces<V>,
     /// A (re)list in progress: it replaces `live` as a whole once complete, as the reflector does.
-    relist: Option<Groups<V>>,
+    relist: Option<Namespaces<V>>,
 }
 
 impl<K: kube::Resource, V> GroupedCache<K, V> {
-    /// A cache grouping objects by `group_of` (objects it gives no group are not kept), keeping
-    /// `keep(object)` of each.
-    pub fn new(group_of: fn(&K) -> Option<String>, keep: fn(&K) -> V) -> Arc<Self> {
+    /// A cache grouping objects by `grouping`, keeping `keep(object)` of each.
+    pub fn new(grouping: Grouping, keep: impl Fn(&K) -> V + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(GroupedCache {
-            group_of,
-            keep,
+            grouping,
+            keep: Box::new(keep),
             state: RwLock::new(State {
-                live: Groups::default(),
+                live: Namespaces::default(),
                 relist: None,
             }),
             ready: tokio::sync::watch::Sender::new(false),
         })
     }
 
-    fn insert(&self, groups: &mut Groups<V>, obj: &K) {
-        groups.insert(identity(obj), (self.group_of)(obj), || (self.keep)(obj));
+    fn insert(&self, objects: &mut Namespaces<V>, obj: &K) {
+        let (ns, name) = (namespace(obj), obj.name_any());
+        // An object can move between groups (a slice relabelled) or lose its label: the new entry
+        // replaces the old one.
+        let label = match self.grouping {
+            Grouping::Namespace => None,
+            Grouping::Label(key) => match obj.labels().get(key) {
+                Some(value) => Some(value.as_str().into()),
+                None => {
+                    objects.remove(&ns, &name);
+                    return;
+                }
+            },
+        };
+        let value = Arc::new((self.keep)(obj));
+        objects.insert(&ns, &name, Entry { label, value });
     }
 
     /// Applies one watch event. For an object applied, returns what was kept of it before (from the
@@ -102,11 +130,13 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
     pub fn apply(&self, event: &Event<K>) -> Option<Arc<V>> {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let before = match event {
-            Event::Apply(obj) | Event::InitApply(obj) => state.live.get(&identity(obj)),
+            Event::Apply(obj) | Event::InitApply(obj) => {
+                state.live.get(&namespace(obj), &obj.name_any())
+            }
             _ => None,
         };
         match event {
-            Event::Init => state.relist = Some(Groups::default()),
+            Event::Init => state.relist = Some(Namespaces::default()),
             Event::InitApply(obj) => {
                 if let Some(relist) = state.relist.as_mut() {
                     self.insert(relist, obj);
@@ -119,20 +149,31 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
                 self.ready.send_replace(true);
             }
             Event::Apply(obj) => self.insert(&mut state.live, obj),
-            Event::Delete(obj) => state.live.remove_id(&identity(obj)),
+            Event::Delete(obj) => state.live.remove(&namespace(obj), &obj.name_any()),
         }
         before
     }
 
-    /// What is kept of the objects of `group`.
-    pub fn group(&self, group: &str) -> Vec<Arc<V>> {
+    /// Calls `f` with what is kept of each object of namespace `ns` (with [`Grouping::Label`]:
+    /// whose label is `label`), under the cache's read lock: `f` must not block.
+    pub fn for_each(&self, ns: &str, label: Option<&str>, mut f: impl FnMut(&Arc<V>)) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state
-            .live
-            .members
-            .get(group)
-            .map(|g| g.values().cloned().collect())
-            .unwrap_or_default()
+        let Some(objects) = state.live.0.get(ns) else {
+            return;
+        };
+        for entry in objects.values() {
+            if label.is_none() || entry.label.as_deref() == label {
+                f(&entry.value);
+            }
+        }
+    }
+
+    /// What is kept of the objects of namespace `ns` (with [`Grouping::Label`]: whose label is
+    /// `label`).
+    pub fn group(&self, ns: &str, label: Option<&str>) -> Vec<Arc<V>> {
+        let mut out = Vec::new();
+        self.for_each(ns, label, |v| out.push(v.clone()));
+        out
     }
 
     /// Whether the first list has completed.
@@ -147,36 +188,16 @@ impl<K: kube::Resource, V> GroupedCache<K, V> {
         let _ = ready.wait_for(|r| *r).await;
     }
 
-    /// Objects held, over every group.
+    /// Objects held, over every namespace.
     #[cfg(test)]
     fn len(&self) -> usize {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.live.group_of_object.len()
+        state.live.0.values().map(HashMap::len).sum()
     }
 }
 
-/// Namespace and name: unique for one kind.
-fn identity<K: kube::Resource>(obj: &K) -> String {
-    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
-}
-
-/// Groups by namespace.
-pub fn by_namespace<K: kube::Resource>(obj: &K) -> Option<String> {
-    Some(obj.namespace().unwrap_or_default())
-}
-
-/// Groups EndpointSlices by namespace and Service (`<ns>/<service-name label>`).
-pub fn by_service(slice: &EndpointSlice) -> Option<String> {
-    let service = slice.labels().get(LABEL_SERVICE_NAME)?;
-    Some(service_group(
-        &slice.namespace().unwrap_or_default(),
-        service,
-    ))
-}
-
-/// The group of a Service's slices in [`by_service`].
-pub fn service_group(namespace: &str, service: &str) -> String {
-    format!("{namespace}/{service}")
+fn namespace<K: kube::Resource>(obj: &K) -> String {
+    obj.namespace().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -191,23 +212,26 @@ mod tests {
         p
     }
 
-    fn cache(group_of: fn(&Pod) -> Option<String>) -> Arc<GroupedCache<Pod>> {
-        GroupedCache::new(group_of, Pod::clone)
+    fn cache(grouping: Grouping) -> Arc<GroupedCache<Pod>> {
+        GroupedCache::new(grouping, Pod::clone)
     }
 
-    fn names(cache: &GroupedCache<Pod>, group: &str) -> Vec<String> {
-        let mut names: Vec<String> = cache.group(group).iter().map(|p| p.name_any()).collect();
+    fn names(cache: &GroupedCache<Pod>, ns: &str) -> Vec<String> {
+        let mut names: Vec<String> = cache.group(ns, None).iter().map(|p| p.name_any()).collect();
         names.sort();
         names
     }
 
     #[test]
     fn a_relist_replaces_everything_once_done() {
-        let cache = cache(by_namespace::<Pod>);
+        let cache = cache(Grouping::Namespace);
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(pod("a", "1")));
         assert!(!cache.is_ready());
-        assert!(cache.group("a").is_empty(), "not live before InitDone");
+        assert!(
+            cache.group("a", None).is_empty(),
+            "not live before InitDone"
+        );
         cache.apply(&Event::InitDone);
         assert!(cache.is_ready());
         assert_eq!(names(&cache, "a"), ["1"]);
@@ -218,14 +242,14 @@ mod tests {
         cache.apply(&Event::InitApply(pod("b", "3")));
         assert_eq!(names(&cache, "a"), ["1"], "the old view serves until done");
         cache.apply(&Event::InitDone);
-        assert!(cache.group("a").is_empty());
+        assert!(cache.group("a", None).is_empty());
         assert_eq!(names(&cache, "b"), ["3"]);
         assert_eq!(cache.len(), 1);
     }
 
     #[test]
     fn applies_and_deletes_touch_only_their_object() {
-        let cache = cache(by_namespace::<Pod>);
+        let cache = cache(Grouping::Namespace);
         cache.apply(&Event::Init);
         cache.apply(&Event::InitDone);
         cache.apply(&Event::Apply(pod("a", "1")));
@@ -240,7 +264,7 @@ mod tests {
 
     #[test]
     fn an_apply_returns_what_was_kept_before() {
-        let cache = cache(by_namespace::<Pod>);
+        let cache = cache(Grouping::Namespace);
         let mut p = pod("a", "1");
         assert!(cache.apply(&Event::Apply(p.clone())).is_none());
         p.labels_mut().insert("app".into(), "web".into());
@@ -254,16 +278,25 @@ mod tests {
 
     #[test]
     fn an_object_that_changes_group_moves() {
-        let cache = cache(|p: &Pod| p.labels().get("svc").cloned());
+        let cache = cache(Grouping::Label("svc"));
+        let labelled = |label| {
+            let mut names: Vec<String> = cache
+                .group("a", Some(label))
+                .iter()
+                .map(|p| p.name_any())
+                .collect();
+            names.sort();
+            names
+        };
         let mut p = pod("a", "1");
         p.labels_mut().insert("svc".into(), "x".into());
         cache.apply(&Event::Apply(p.clone()));
         p.labels_mut().insert("svc".into(), "y".into());
         cache.apply(&Event::Apply(p.clone()));
-        assert!(cache.group("x").is_empty());
-        assert_eq!(names(&cache, "y"), ["1"]);
+        assert!(labelled("x").is_empty());
+        assert_eq!(labelled("y"), ["1"]);
         p.labels_mut().clear();
         cache.apply(&Event::Apply(p));
-        assert_eq!(cache.len(), 0, "no group: not kept");
+        assert_eq!(cache.len(), 0, "no label: not kept");
     }
 }

@@ -7,7 +7,10 @@
 
 pub mod config;
 pub mod grouped_cache;
+pub mod interner;
+pub mod pacer;
 pub mod pod_cache;
+pub mod slice_cache;
 pub mod tracker;
 pub mod writer;
 
@@ -30,8 +33,11 @@ use crate::Error;
 use crate::endpointslice::trigger_time::{TriggerTimes, service_trigger_time};
 use crate::endpointslice::{self, DEFAULT_MANAGER, LABEL_MANAGED_BY, Options, PodView};
 use crate::metrics::Metrics;
-use grouped_cache::{GroupedCache, by_namespace, by_service, service_group};
+use grouped_cache::{GroupedCache, Grouping};
+use interner::Interner;
+use pacer::WritePacer;
 use pod_cache::{CachedPod, Labels};
+use slice_cache::CachedSlice;
 use tracker::SliceTracker;
 
 /// How the controller runs.
@@ -43,6 +49,9 @@ pub struct Settings {
     pub workers: u16,
     /// `endpointUpdatesBatchPeriod`: triggers for one Service within this period make one reconcile.
     pub batch_period: Duration,
+    /// A write that only adds endpoints waits until this long after the Service's last write
+    /// (see [`pacer`]).
+    pub additions_interval: Duration,
 }
 
 struct Context {
@@ -51,9 +60,10 @@ struct Context {
     pods: Arc<GroupedCache<Pod, CachedPod>>,
     nodes: Store<Node>,
     /// Our slices by namespace and Service.
-    slices: Arc<GroupedCache<EndpointSlice>>,
+    slices: Arc<GroupedCache<EndpointSlice, CachedSlice>>,
     options: tokio::sync::watch::Receiver<Options>,
     tracker: Mutex<SliceTracker>,
+    pacer: Mutex<WritePacer>,
     trigger_times: Mutex<TriggerTimes>,
     failures: Mutex<HashMap<String, u32>>,
     metrics: Arc<Metrics>,
@@ -94,41 +104,53 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
     let name = svc.name_any();
     ctx.metrics.reconciles.inc();
 
-    let slices = ctx.slices.group(&service_group(&ns, &name));
-    let existing: Vec<&EndpointSlice> = slices.iter().map(AsRef::as_ref).collect();
+    let mut existing: Vec<EndpointSlice> = Vec::new();
+    ctx.slices
+        .for_each(&ns, Some(&name), |s| existing.push(s.to_slice()));
     let stale = ctx
         .tracker
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .is_stale(&key, &existing);
+        .is_stale(&key, &existing.iter().collect::<Vec<_>>());
     if stale {
         ctx.metrics.stale_cache_skips.inc();
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
     let mut changes: Vec<_> = service_trigger_time(&svc).into_iter().collect();
-    let pods: Vec<PodView> = match svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
-        Some(selector) if !selector.is_empty() => ctx
-            .pods
-            .group(&ns)
-            .iter()
-            .filter(|p| p.labels.matches(selector))
-            .map(|p| {
+    let mut pods: Vec<PodView> = Vec::new();
+    if let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref())
+        && !selector.is_empty()
+    {
+        ctx.pods.for_each(&ns, None, |p| {
+            if p.labels.matches(selector) {
                 changes.extend(p.trigger_time);
-                p.view.clone()
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+                pods.push(p.view());
+            }
+        });
+    }
     let zones: BTreeMap<String, Option<String>> = ctx
         .nodes
         .state()
         .iter()
         .map(|n| endpointslice::node_zone(n))
         .collect();
-    let existing_owned: Vec<EndpointSlice> = existing.into_iter().cloned().collect();
     let options = ctx.options.borrow().clone();
-    let plan = endpointslice::plan(&svc, &pods, &zones, &existing_owned, &options);
+    let plan = endpointslice::plan(&svc, &pods, &zones, &existing, &options);
+    // A plan that only adds waits for the Service's last write to be `additions_interval` old,
+    // unless the Service has no ready endpoint yet (see `pacer`).
+    if !plan.is_empty()
+        && !plan.takes_away()
+        && endpointslice::has_ready_endpoint(&existing)
+        && let Some(wait) = ctx
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hold(&key, Instant::now())
+    {
+        ctx.metrics.paced_plans.inc();
+        return Ok(Action::requeue(wait));
+    }
     ctx.metrics
         .endpoints_added
         .inc_by(plan.endpoints_added as u64);
@@ -143,6 +165,10 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
     if !plan.is_empty() {
         let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
         writer::apply(&api, &key, &plan, trigger, &ctx.tracker, &ctx.metrics).await?;
+        ctx.pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wrote(&key, Instant::now());
         tracing::info!(
             service = %key,
             created = plan.create.len(),
@@ -222,11 +248,14 @@ pub async fn run(
     let watch = watcher::Config::default();
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={DEFAULT_MANAGER}"));
 
-    let pods = GroupedCache::new(by_namespace::<Pod>, CachedPod::of);
+    let shared = pod_cache::Shared::default();
+    let pods = GroupedCache::new(Grouping::Namespace, move |pod: &Pod| {
+        CachedPod::of(pod, &shared)
+    });
     let pods_fed = pods.clone();
     // A pod whose labels change may leave a Service: its labels before the change (by uid), for the
     // mapping below, as upstream maps both the old and the new object of an update.
-    let relabelled: Arc<Mutex<HashMap<String, Labels>>> = Arc::default();
+    let relabelled: Arc<Mutex<HashMap<String, Arc<Labels>>>> = Arc::default();
     let relabelled_fed = relabelled.clone();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watch.clone())
         .default_backoff()
@@ -250,7 +279,11 @@ pub async fn run(
         .reflect(node_writer)
         .touched_objects()
         .predicate_filter(predicates::labels, Default::default());
-    let slices = GroupedCache::new(by_service, EndpointSlice::clone);
+    let strings = Interner::default();
+    let slices = GroupedCache::new(
+        Grouping::Label(endpointslice::LABEL_SERVICE_NAME),
+        move |slice: &EndpointSlice| CachedSlice::of(slice, &strings),
+    );
     let slices_fed = slices.clone();
     let slice_stream = watcher(Api::<EndpointSlice>::all(client.clone()), ours)
         .default_backoff()
@@ -261,7 +294,14 @@ pub async fn run(
         })
         .touched_objects();
 
-    let batch_period = config::batch_period(&client, settings.batch_period).await;
+    let periods = config::periods(
+        &client,
+        config::Periods {
+            batch: settings.batch_period,
+            additions: settings.additions_interval,
+        },
+    )
+    .await;
     // The Services' own reflector, to drop managedFields (kilobytes per Service) before storing.
     let (services, services_writer) = reflector::store();
     let service_stream = watcher(Api::<Service>::all(client.clone()), watch)
@@ -272,7 +312,7 @@ pub async fn run(
     let controller = Controller::for_stream(service_stream, services).with_config(
         ControllerConfig::default()
             .concurrency(settings.workers)
-            .debounce(batch_period),
+            .debounce(periods.batch),
     );
     let (options_tx, options) = tokio::sync::watch::channel(settings.options.clone());
     tokio::spawn(config::follow(
@@ -328,6 +368,7 @@ pub async fn run(
         slices,
         options,
         tracker: Mutex::default(),
+        pacer: Mutex::new(WritePacer::new(periods.additions)),
         trigger_times: Mutex::new(TriggerTimes::new(k8s_openapi::jiff::Timestamp::now())),
         failures: Mutex::default(),
         metrics,
