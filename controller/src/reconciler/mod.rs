@@ -10,8 +10,10 @@ pub mod grouped_cache;
 pub mod interner;
 pub mod pacer;
 pub mod pod_cache;
+pub mod service_cache;
 pub mod slice_cache;
 pub mod tracker;
+pub mod uid;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -302,11 +304,11 @@ pub async fn run(
         },
     )
     .await;
-    // The Services' own reflector, to drop managedFields (kilobytes per Service) before storing.
+    // The Services' own reflector, to drop what is not read (kilobytes per Service) before storing.
     let (services, services_writer) = reflector::store();
     let service_stream = watcher(Api::<Service>::all(client.clone()), watch)
         .default_backoff()
-        .modify(|svc| svc.metadata.managed_fields = None)
+        .modify(service_cache::strip_service)
         .reflect(services_writer)
         .applied_objects();
     let controller = Controller::for_stream(service_stream, services).with_config(

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodCondition, Po
 use k8s_openapi::jiff::Timestamp;
 
 use super::interner::Interner;
+use super::uid::Uid;
 use crate::endpointslice::trigger_time::pod_trigger_time;
 use crate::endpointslice::{NamedPort, PodView};
 
@@ -30,7 +31,7 @@ pub struct CachedPod {
     pub trigger_time: Option<Timestamp>,
     name: Box<str>,
     namespace: Arc<str>,
-    uid: Box<str>,
+    uid: Uid,
     ips: Box<[IpAddr]>,
     node_name: Option<Arc<str>>,
     ready: bool,
@@ -52,7 +53,7 @@ impl CachedPod {
             trigger_time: pod_trigger_time(pod),
             name: view.name.into(),
             namespace: shared.strings.str(&view.namespace),
-            uid: view.uid.into(),
+            uid: Uid::of(&view.uid),
             ips: view.ips.into(),
             node_name: view.node_name.map(|n| shared.strings.str(&n)),
             ready: view.ready,

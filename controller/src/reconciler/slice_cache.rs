@@ -13,6 +13,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointHint
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::interner::Interner;
+use super::uid::Uid;
 
 /// A cached slice; [`CachedSlice::to_slice`] gives the slice back.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,7 @@ struct PodEndpoint {
     hints: Option<Box<EndpointHints>>,
     namespace: Arc<str>,
     name: Box<str>,
-    uid: Box<str>,
+    uid: Uid,
 }
 
 impl PodEndpoint {
@@ -59,7 +60,7 @@ impl PodEndpoint {
             hints: endpoint.hints.clone().map(Box::new),
             namespace: strings.str(target.namespace.as_deref()?),
             name: target.name.as_deref()?.into(),
-            uid: target.uid.as_deref()?.into(),
+            uid: Uid::of(target.uid.as_deref()?),
         })
     }
 
