@@ -64,7 +64,7 @@ struct Context {
     /// Our slices by namespace and Service.
     slices: Arc<GroupedCache<EndpointSlice, CachedSlice>>,
     options: tokio::sync::watch::Receiver<Options>,
-    tracker: Mutex<SliceTracker>,
+    tracker: Arc<Mutex<SliceTracker>>,
     pacer: Mutex<WritePacer>,
     trigger_times: Mutex<TriggerTimes>,
     failures: Mutex<HashMap<String, u32>>,
@@ -76,6 +76,15 @@ struct Context {
 
 fn key(svc: &Service) -> String {
     format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+/// The tracker's key (`namespace/name`) of the Service a slice of ours belongs to.
+fn slice_service(slice: &EndpointSlice) -> String {
+    let service = slice
+        .labels()
+        .get(endpointslice::LABEL_SERVICE_NAME)
+        .map_or("", String::as_str);
+    format!("{}/{service}", slice.namespace().unwrap_or_default())
 }
 
 /// Names of the Services in namespace `ns` whose selector matches `labels`.
@@ -281,6 +290,8 @@ pub async fn run(
         .reflect(node_writer)
         .touched_objects()
         .predicate_filter(predicates::labels, Default::default());
+    let tracker: Arc<Mutex<SliceTracker>> = Arc::default();
+    let tracker_fed = tracker.clone();
     let strings = Interner::default();
     let slices = GroupedCache::new(
         Grouping::Label(endpointslice::LABEL_SERVICE_NAME),
@@ -294,7 +305,25 @@ pub async fn run(
         .inspect_ok(move |event| {
             slices_fed.apply(event);
         })
-        .touched_objects();
+        // Our own writes coming back need no new plan (upstream `ShouldSync`); a slice someone
+        // else changed or deleted does.
+        .try_filter_map(move |event| {
+            let tracker = tracker_fed.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = match event {
+                watcher::Event::Apply(slice) => {
+                    let own = tracker.is_own_write(&slice_service(&slice), &slice);
+                    (!own).then_some(slice)
+                }
+                watcher::Event::Delete(slice) => {
+                    let uid = slice.uid().unwrap_or_default();
+                    let own = tracker.is_own_delete(&slice_service(&slice), &uid);
+                    (!own).then_some(slice)
+                }
+                watcher::Event::InitApply(slice) => Some(slice),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            std::future::ready(Ok(changed))
+        });
 
     let periods = config::periods(
         &client,
@@ -369,7 +398,7 @@ pub async fn run(
         nodes,
         slices,
         options,
-        tracker: Mutex::default(),
+        tracker,
         pacer: Mutex::new(WritePacer::new(periods.additions)),
         trigger_times: Mutex::new(TriggerTimes::new(k8s_openapi::jiff::Timestamp::now())),
         failures: Mutex::default(),

@@ -65,6 +65,21 @@ impl SliceTracker {
         stale
     }
 
+    /// Whether `slice`, as a watch event shows it, is what our own last write of it left, so its
+    /// Service need not be planned again for it (upstream `ShouldSync`). A slice someone else
+    /// changed has a newer generation.
+    pub fn is_own_write(&self, service: &str, slice: &EndpointSlice) -> bool {
+        let (Some(uid), Some(generation)) = (&slice.metadata.uid, slice.metadata.generation) else {
+            return false;
+        };
+        self.expected.get(service).and_then(|e| e.get(uid)) == Some(&Expect::Generation(generation))
+    }
+
+    /// Whether we deleted the slice `uid` ourselves (upstream `HandleDeletion`).
+    pub fn is_own_delete(&self, service: &str, uid: &str) -> bool {
+        self.expected.get(service).and_then(|e| e.get(uid)) == Some(&Expect::Deleted)
+    }
+
     /// Forgets a Service that is gone.
     pub fn forget(&mut self, service: &str) {
         self.expected.remove(service);
@@ -111,6 +126,24 @@ mod tests {
         t.deleted("ns/web", "b");
         assert!(t.is_stale("ns/web", &[&slice("b", 1)]));
         assert!(!t.is_stale("ns/web", &[&slice("c", 1)]));
+    }
+
+    #[test]
+    fn our_own_writes_and_deletes_are_recognised_until_the_cache_has_caught_up() {
+        let mut t = SliceTracker::default();
+        t.wrote("ns/web", &slice("a", 3));
+        t.deleted("ns/web", "b");
+        assert!(t.is_own_write("ns/web", &slice("a", 3)));
+        assert!(
+            !t.is_own_write("ns/web", &slice("a", 4)),
+            "someone else's update"
+        );
+        assert!(
+            !t.is_own_write("ns/web", &slice("c", 1)),
+            "a slice we never wrote"
+        );
+        assert!(!t.is_own_write("ns/db", &slice("a", 3)));
+        assert!(t.is_own_delete("ns/web", "b") && !t.is_own_delete("ns/web", "a"));
     }
 
     #[test]
