@@ -87,20 +87,40 @@ fn slice_service(slice: &EndpointSlice) -> String {
     format!("{}/{service}", slice.namespace().unwrap_or_default())
 }
 
-/// Names of the Services in namespace `ns` whose selector matches `labels`.
-fn services_selecting(services: &Store<Service>, ns: &str, labels: &Labels) -> Vec<String> {
-    services
-        .state()
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns))
-        .filter(|s| {
-            s.spec
+/// What the pod → Services mapping reads of a Service.
+#[derive(Debug)]
+struct Selecting {
+    name: String,
+    /// Empty when the Service has none: it selects no pod.
+    selector: BTreeMap<String, String>,
+}
+
+impl Selecting {
+    fn of(svc: &Service) -> Self {
+        Selecting {
+            name: svc.name_any(),
+            selector: svc
+                .spec
                 .as_ref()
-                .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|sel| !sel.is_empty() && labels.matches(sel))
-        })
-        .map(|s| s.name_any())
-        .collect()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Names of the Services in namespace `ns` whose selector matches `labels`.
+fn services_selecting(
+    selectors: &GroupedCache<Service, Selecting>,
+    ns: &str,
+    labels: &Labels,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    selectors.for_each(ns, None, |s| {
+        if !s.selector.is_empty() && labels.matches(&s.selector) {
+            names.push(s.name.clone());
+        }
+    });
+    names
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -335,9 +355,15 @@ pub async fn run(
     .await;
     // The Services' own reflector, to drop what is not read (kilobytes per Service) before storing.
     let (services, services_writer) = reflector::store();
+    // Services' selectors by namespace, so a pod event reads only its namespace's Services.
+    let selectors = GroupedCache::new(Grouping::Namespace, Selecting::of);
+    let selectors_fed = selectors.clone();
     let service_stream = watcher(Api::<Service>::all(client.clone()), watch)
         .default_backoff()
         .modify(service_cache::strip_service)
+        .inspect_ok(move |event| {
+            selectors_fed.apply(event);
+        })
         .reflect(services_writer)
         .applied_objects();
     let controller = Controller::for_stream(service_stream, services).with_config(
@@ -385,7 +411,6 @@ pub async fn run(
         on_synced();
     });
 
-    let services_for_pods = services.clone();
     let services_for_nodes = services.clone();
     let reporter = Reporter {
         controller: DEFAULT_MANAGER.into(),
@@ -410,13 +435,13 @@ pub async fn run(
         .watches_stream(pod_stream, move |pod: Pod| {
             let ns = pod.namespace().unwrap_or_default();
             let labels = Labels::of(pod.metadata.labels.as_ref());
-            let mut names = services_selecting(&services_for_pods, &ns, &labels);
+            let mut names = services_selecting(&selectors, &ns, &labels);
             let before = relabelled
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&pod.uid().unwrap_or_default());
             if let Some(labels) = before {
-                names.extend(services_selecting(&services_for_pods, &ns, &labels));
+                names.extend(services_selecting(&selectors, &ns, &labels));
                 names.sort();
                 names.dedup();
             }
