@@ -144,6 +144,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         .unwrap_or_else(|e| e.into_inner())
         .is_stale(&key, &existing.iter().collect::<Vec<_>>());
     if stale {
+        tracing::debug!(service = %key, "cache behind our own writes; planning again in 100 ms");
         ctx.metrics.stale_cache_skips.inc();
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
@@ -179,6 +180,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
             .unwrap_or_else(|e| e.into_inner())
             .hold(&key, Instant::now())
     {
+        tracing::debug!(service = %key, wait = ?wait, "only additions; held");
         ctx.metrics.paced_plans.inc();
         return Ok(Action::requeue(wait));
     }
