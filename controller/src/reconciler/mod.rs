@@ -197,6 +197,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         .pending(&key, changes);
     if !plan.is_empty() {
         let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+        tracing::debug!(service = %key, "writing slices");
         writer::apply(&api, &key, &plan, trigger, &ctx.tracker, &ctx.metrics).await?;
         ctx.pacer
             .lock()
@@ -295,6 +296,15 @@ pub async fn run(
         .modify(pod_cache::strip_pod)
         .inspect_ok(move |event| {
             let before = pods_fed.apply(event);
+            if let (watcher::Event::Apply(pod), Some(before)) = (event, &before)
+                && tracing::enabled!(tracing::Level::DEBUG)
+            {
+                // For following one change through: when its pod event arrived here.
+                let ready = PodView::from_pod(pod).ready;
+                if ready != before.view().ready {
+                    tracing::debug!(pod = %ObjectRef::from_obj(pod), ready, "pod readiness changed");
+                }
+            }
             if let (watcher::Event::Apply(pod) | watcher::Event::InitApply(pod), Some(before)) =
                 (event, before)
                 && !before.labels.same_as(pod.labels())
