@@ -5,11 +5,12 @@
 # measure` (2,000 Services x 10 pods, then readiness flips and scaling); then the table, also written
 # into docs/benchmarks.md.
 #
-# Usage: bash bench/endpointslice/run.sh        (roughly 15-30 minutes on 2 cores at full scale)
+# Usage: bash bench/endpointslice/run.sh        (roughly 20-35 minutes on 2 cores at full scale)
 # Env:   SERVICES (2000), PODS_PER_SERVICE (10), NODES (3), FLIP_ROUNDS (20), SCALE_ROUNDS (10),
+#        SETTLE_SECONDS (120: between the setup and the churn),
 #        CONTROLLERS ("svcnet upstream"), BENCH_OUT (raw results; default a temp dir),
 #        BENCH_STATE_DIR (/tmp/svcnet-bench-state), API_PORT (26443), ETCD_PORT (22379),
-#        UPSTREAM_QPS (200) / UPSTREAM_BURST (400), WRITE_DOC (1: update docs/benchmarks.md),
+#        UPSTREAM_QPS (200) / UPSTREAM_BURST (400), SVCNET_FLAGS (more svcnet-controller flags), WRITE_DOC (1: update docs/benchmarks.md),
 #        CARGO_TARGET_DIR is honoured (release binaries are built there; BUILD=0 uses them as they are).
 # Everything talks only to 127.0.0.1; the clusters are taken down by their own inventory.
 set -euo pipefail
@@ -50,7 +51,7 @@ for controller in ${CONTROLLERS:-svcnet upstream}; do
       manager=svcnet-controller
       "$cluster" --state-dir "$state" addon --name bench-controller -- \
         "$target/release/svcnet-controller" --leader-elect=false \
-        --http-addr=127.0.0.1:28080 --identity=bench-controller
+        --http-addr=127.0.0.1:28080 --identity=bench-controller ${SVCNET_FLAGS:-}
       ;;
     upstream)
       manager=endpointslice-controller.k8s.io
@@ -64,12 +65,17 @@ for controller in ${CONTROLLERS:-svcnet upstream}; do
   "$bench" measure --state-dir "$state" --addon bench-controller --controller "$controller" \
     --manager "$manager" --services "$services" --pods-per-service "$pods_per_service" \
     --flip-rounds "${FLIP_ROUNDS:-20}" --scale-rounds "${SCALE_ROUNDS:-10}" \
+    --settle-seconds "${SETTLE_SECONDS:-120}" \
     --out "$out/$controller.json"
   if [ "$controller" = svcnet ]; then
     # The controller's own counters, for the record.
     curl -fsS http://127.0.0.1:28080/metrics > "$out/svcnet-metrics.txt" || true
   fi
   cp "$state/logs/bench-controller.log" "$out/$controller-controller.log" 2>/dev/null || true
+  # For reading a slow stretch afterwards (GODEBUG=gctrace=1 puts the Go processes' GC in them).
+  for log in etcd kube-apiserver; do
+    cp "$state/logs/$log.log" "$out/$controller-$log.log" 2>/dev/null || true
+  done
   down
 done
 

@@ -27,6 +27,9 @@ pub enum Error {
     /// The webhook's certificates.
     #[error("webhook TLS: {0}")]
     Tls(String),
+    /// An apiserver answer in protobuf that cannot be read.
+    #[error("protobuf answer: {0}")]
+    Protobuf(String),
     /// Any other API failure.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -44,6 +47,7 @@ impl Error {
             Error::Contended(_) => "contended",
             Error::Allocator(_) => "allocator",
             Error::Tls(_) => "tls",
+            Error::Protobuf(_) => "protobuf",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
         }

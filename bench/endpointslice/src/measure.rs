@@ -16,7 +16,7 @@ use serde_json::json;
 use svcnet_e2e::agent::pods::HEALTHY_ANNOTATION;
 use svcnet_e2e::inventory::StateDir;
 
-use crate::probe::{self, ProcSample, Writes};
+use crate::probe::{self, Histogram, ProcSample, Writes};
 use crate::tracker::{BENCH_LABEL, Kind, Tracker};
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +49,9 @@ pub struct Args {
     /// Changes made at once in a round (one per Service, different Services).
     #[arg(long, default_value_t = 10)]
     per_round: usize,
+    /// Seconds between a quiet cluster after the setup and the churn (see `run`).
+    #[arg(long, default_value_t = 120)]
+    settle_seconds: u64,
     /// Concurrent creates during setup.
     #[arg(long, default_value_t = 16)]
     create_concurrency: usize,
@@ -93,6 +96,12 @@ impl LatencyStats {
 pub struct Phase {
     pub seconds: f64,
     pub writes: Writes,
+    /// How long the apiserver took to answer the slice updates (PUT) of the phase.
+    #[serde(default)]
+    pub updates: Histogram,
+    /// Writes the apiserver served in the phase, every resource and client.
+    #[serde(default)]
+    pub cluster_writes: u64,
     /// ADDED + MODIFIED + DELETED events of the manager's slices in the benchmark's watch.
     pub slice_events: u64,
     pub cpu_seconds: f64,
@@ -117,6 +126,12 @@ pub struct Results {
     pub latency_all: LatencyStats,
     pub latency: BTreeMap<String, LatencyStats>,
     pub watch_restarts: u64,
+    /// How long the cluster took to be quiet after the slices were (before the churn).
+    #[serde(default)]
+    pub quiet_wait_seconds: f64,
+    /// The settling period after that.
+    #[serde(default)]
+    pub settle_seconds: u64,
 }
 
 fn namespace_of(index: usize, namespaces: usize) -> String {
@@ -234,7 +249,7 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await?;
     let baseline = probe::proc_sample(pid)?;
-    let writes0 = probe::slice_writes(&client).await?;
+    let api0 = probe::read_apiserver(&client).await?;
     let events0 = tracker.lock().slice_events;
     eprintln!(
         "[{}] controller up (pid {pid}): baseline RSS {} KiB",
@@ -311,13 +326,30 @@ pub async fn run(args: Args) -> Result<()> {
         },
     )
     .await?;
+    // The rest of the cluster (Deployment and ReplicaSet status, the node agents) may still be
+    // catching up, the longer the faster the controller under test was: the churn starts on a
+    // quiet cluster in both runs.
+    let quiet_wait = Instant::now();
+    wait_for_quiet_cluster(&client).await?;
+    let quiet_wait_seconds = quiet_wait.elapsed().as_secs_f64();
+    eprintln!(
+        "[{}] cluster quiet {quiet_wait_seconds:.1} s after the slices; settling for {} s",
+        args.controller, args.settle_seconds
+    );
+    // Right after the setup the apiserver's heap still holds much of it (its Go GC trace: about
+    // 900 MB live against 680 MB a minute or two later), so its collections run longer and slow the
+    // requests of a churn started at once, which penalised whichever controller finished the setup
+    // first. A fixed settling period puts both runs' churn on the same footing.
+    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
     let after_setup = probe::proc_sample(pid)?;
-    let writes1 = probe::slice_writes(&client).await?;
+    let api1 = probe::read_apiserver(&client).await?;
     let events1 = tracker.lock().slice_events;
     let slices_after_setup = tracker.lock().slice_count();
     let setup = Phase {
         seconds: all_ready.as_secs_f64(),
-        writes: writes1.since(writes0),
+        writes: api1.writes.since(api0.writes),
+        updates: api1.updates.since(&api0.updates),
+        cluster_writes: api1.all_writes.saturating_sub(api0.all_writes),
         slice_events: events1 - events0,
         cpu_seconds: after_setup.cpu_seconds - baseline.cpu_seconds,
     };
@@ -369,11 +401,13 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     let end = probe::proc_sample(pid)?;
-    let writes2 = probe::slice_writes(&client).await?;
+    let api2 = probe::read_apiserver(&client).await?;
     let s = tracker.lock();
     let churn = Phase {
         seconds: churn_started.elapsed().as_secs_f64(),
-        writes: writes2.since(writes1),
+        writes: api2.writes.since(api1.writes),
+        updates: api2.updates.since(&api1.updates),
+        cluster_writes: api2.all_writes.saturating_sub(api1.all_writes),
         slice_events: s.slice_events - events1,
         cpu_seconds: end.cpu_seconds - after_setup.cpu_seconds,
     };
@@ -405,8 +439,27 @@ pub async fn run(args: Args) -> Result<()> {
         latency_all: LatencyStats::of(s.latencies.iter().map(|(_, d)| *d).collect()),
         latency,
         watch_restarts: s.pod_watch_restarts + s.slice_watch_restarts,
+        quiet_wait_seconds,
+        settle_seconds: args.settle_seconds,
     };
+    // Each change with the wall-clock time the benchmark saw it, to line up with the logs.
+    let mut trace = String::from("seen_unix_ms\tkind\tpod\tlatency_ms\n");
+    for t in &s.trace {
+        let at = t
+            .seen
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        trace.push_str(&format!(
+            "{:.3}\t{:?}\t{}/{}\t{:.3}\n",
+            at.as_secs_f64() * 1000.0,
+            t.kind,
+            t.pod.0,
+            t.pod.1,
+            t.latency.as_secs_f64() * 1000.0
+        ));
+    }
     drop(s);
+    std::fs::write(args.out.with_extension("trace.tsv"), trace)?;
     std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)?;
     eprintln!(
         "[{}] churn: {} changes, p50 {:.1} ms, p99 {:.1} ms, {} slice writes; results in {}",
@@ -417,6 +470,32 @@ pub async fn run(args: Args) -> Result<()> {
         results.churn.writes.total,
         args.out.display()
     );
+    Ok(())
+}
+
+/// Writes per second of a quiet cluster: leases (three nodes every 10 s, the controller manager and
+/// the scheduler every 2 s) and the odd Event.
+pub const QUIET_WRITES_PER_SECOND: u64 = 5;
+
+/// Waits until the apiserver has served at most [`QUIET_WRITES_PER_SECOND`] writes a second for
+/// 5 s in a row.
+async fn wait_for_quiet_cluster(client: &kube::Client) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = probe::read_apiserver(client).await?.all_writes;
+    let mut quiet_seconds = 0;
+    while quiet_seconds < 5 {
+        if Instant::now() >= deadline {
+            bail!("the cluster was not quiet within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = probe::read_apiserver(client).await?.all_writes;
+        if now.saturating_sub(last) <= QUIET_WRITES_PER_SECOND {
+            quiet_seconds += 1;
+        } else {
+            quiet_seconds = 0;
+        }
+        last = now;
+    }
     Ok(())
 }
 

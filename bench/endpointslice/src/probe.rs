@@ -1,5 +1,6 @@
 //! What the benchmark reads besides the watches: the controller's CPU time and memory from /proc, and
-//! the apiserver's count of EndpointSlice writes from its /metrics.
+//! from the apiserver's /metrics its count of EndpointSlice writes and how long it took to answer
+//! the updates.
 
 use std::fs;
 
@@ -89,10 +90,91 @@ impl Writes {
     }
 }
 
-pub async fn slice_writes(client: &kube::Client) -> Result<Writes> {
+/// What the apiserver's /metrics says about EndpointSlice writes so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApiReading {
+    pub writes: Writes,
+    pub updates: Histogram,
+    /// Writes of every resource (every client), for telling a quiet cluster.
+    pub all_writes: u64,
+}
+
+pub async fn read_apiserver(client: &kube::Client) -> Result<ApiReading> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
-    Ok(parse_writes(&text))
+    Ok(ApiReading {
+        writes: parse_writes(&text),
+        updates: parse_update_durations(&text),
+        all_writes: parse_all_writes(&text),
+    })
+}
+
+/// A cumulative Prometheus histogram: (upper bound in seconds, count at or below it) for the finite
+/// bounds, ascending, and the count of every observation (the `+Inf` bucket).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Histogram {
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let before = |le: f64| {
+            earlier
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0, |(_, n)| *n)
+        };
+        Histogram {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, n)| (*le, n.saturating_sub(before(*le))))
+                .collect(),
+            count: self.count.saturating_sub(earlier.count),
+        }
+    }
+
+    /// The `q` quantile in seconds, interpolated linearly within its bucket as Prometheus'
+    /// `histogram_quantile` does (the lowest bucket from 0; a rank above the finite buckets gives
+    /// the highest finite bound).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count;
+        if total == 0 {
+            return None;
+        }
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for (le, n) in &self.buckets {
+            if *n as f64 >= rank {
+                let within = (*n - lower.1) as f64;
+                let part = if within > 0.0 {
+                    (rank - lower.1 as f64) / within
+                } else {
+                    1.0
+                };
+                return Some(lower.0 + (le - lower.0) * part);
+            }
+            lower = (*le, *n);
+        }
+        Some(lower.0)
+    }
+
+    /// The share of observations above `seconds` (a bucket bound).
+    pub fn share_above(&self, seconds: f64) -> f64 {
+        let total = self.count;
+        let at_or_below = self
+            .buckets
+            .iter()
+            .find(|(le, _)| *le == seconds)
+            .map_or(0, |(_, n)| *n);
+        if total == 0 {
+            0.0
+        } else {
+            (total - at_or_below) as f64 / total as f64
+        }
+    }
 }
 
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
@@ -101,15 +183,17 @@ fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     labels.get(start..start + len)
 }
 
+/// The samples of `metric` in a Prometheus text exposition: (labels, value).
+fn samples<'a>(text: &'a str, metric: &'a str) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+    text.lines()
+        .filter_map(move |line| line.strip_prefix(metric)?.strip_prefix('{'))
+        .filter_map(|rest| rest.split_once("} "))
+        .map(|(labels, value)| (labels, value.trim().parse::<f64>().unwrap_or(0.0) as u64))
+}
+
 fn parse_writes(text: &str) -> Writes {
     let mut w = Writes::default();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.split_once("} ") else {
-            continue;
-        };
+    for (labels, n) in samples(text, "apiserver_request_total") {
         if label(labels, "resource") != Some("endpointslices") {
             continue;
         }
@@ -119,7 +203,6 @@ fn parse_writes(text: &str) -> Writes {
         let Some(i) = VERBS.iter().position(|v| *v == verb) else {
             continue;
         };
-        let n = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
         w.by_verb[i] += n;
         w.total += n;
         if label(labels, "code") == Some("409") {
@@ -127,6 +210,40 @@ fn parse_writes(text: &str) -> Writes {
         }
     }
     w
+}
+
+/// Writes of every resource so far (`apiserver_request_total`, write verbs, every code).
+fn parse_all_writes(text: &str) -> u64 {
+    samples(text, "apiserver_request_total")
+        .filter(|(labels, _)| label(labels, "verb").is_some_and(|v| VERBS.contains(&v)))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// `apiserver_request_duration_seconds` of EndpointSlice updates (PUT), summed over their labels.
+fn parse_update_durations(text: &str) -> Histogram {
+    let mut h = Histogram::default();
+    for (labels, n) in samples(text, "apiserver_request_duration_seconds_bucket") {
+        if label(labels, "resource") != Some("endpointslices")
+            || label(labels, "verb") != Some("PUT")
+        {
+            continue;
+        }
+        let le = label(labels, "le");
+        if le == Some("+Inf") {
+            h.count += n;
+            continue;
+        }
+        let Some(le) = le.and_then(|l| l.parse::<f64>().ok()) else {
+            continue;
+        };
+        match h.buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, count)) => *count += n,
+            None => h.buckets.push((le, n)),
+        }
+    }
+    h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    h
 }
 
 #[cfg(test)]
@@ -144,9 +261,36 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="disco
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="PUT",version="v1"} 11
 "#;
         let w = parse_writes(text);
+        assert_eq!(parse_all_writes(text), 25);
         assert_eq!(w.total, 14);
         assert_eq!(w.conflicts, 2);
         assert_eq!(w.by_verb, [7, 7, 0, 0, 0]);
+    }
+
+    #[test]
+    fn reads_update_durations_and_their_quantiles() {
+        let text = r#"
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="PUT",version="v1",le="0.025"} 50
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="PUT",version="v1",le="0.05"} 90
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="PUT",version="v1",le="0.1"} 99
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="PUT",version="v1",le="+Inf"} 100
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="POST",version="v1",le="+Inf"} 7
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="PUT",version="v1",le="0.025"} 3
+"#;
+        let h = parse_update_durations(text);
+        assert_eq!(h.count, 100);
+        assert_eq!(h.quantile(0.5), Some(0.025));
+        assert_eq!(h.quantile(0.99), Some(0.1));
+        assert!((h.share_above(0.05) - 0.10).abs() < 1e-9);
+        let earlier = Histogram {
+            buckets: vec![(0.025, 40), (0.05, 40), (0.1, 40)],
+            count: 40,
+        };
+        let churn = h.since(&earlier);
+        assert_eq!(churn.count, 60);
+        // 10 of the 60 at or below 25 ms, the median rank 30 in the 25-50 ms bucket (40 there).
+        let p50 = churn.quantile(0.5).unwrap_or_default();
+        assert!((p50 - (0.025 + 0.025 * 20.0 / 40.0)).abs() < 1e-9, "{p50}");
     }
 
     #[test]

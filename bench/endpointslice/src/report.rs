@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::measure::Results;
-use crate::probe::VERB_NAMES;
+use crate::probe::{Histogram, VERB_NAMES};
 use crate::tracker::Kind;
 
 const SECTION: &str = "## EndpointSlice controller";
@@ -190,6 +190,34 @@ pub fn table(s: &Results, u: &Results, header: &str) -> String {
         verbs(u, &u.setup),
         verbs(s, &s.churn),
         verbs(u, &u.churn)
+    );
+    let answer = |h: &Histogram| match (h.quantile(0.5), h.quantile(0.99)) {
+        (Some(p50), Some(p99)) => format!(
+            "{} updates, p50 ≈ {} ms, p99 ≈ {} ms, {:.1}% over 100 ms",
+            h.count,
+            num(p50 * 1000.0),
+            num(p99 * 1000.0),
+            h.share_above(0.1) * 100.0
+        ),
+        _ => "no updates".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "The apiserver's time to answer a slice update (`apiserver_request_duration_seconds`, PUT; quantiles interpolated within its buckets), churn: svcnet {}; upstream {}.",
+        answer(&s.churn.updates),
+        answer(&u.churn.updates)
+    );
+    let _ = writeln!(
+        out,
+        "Writes the apiserver served, every resource and client, setup / churn: svcnet {} / {}; upstream {} / {}. The churn started {} s after the cluster was quiet ({} writes/s at most for 5 s; that took {:.0} s (svcnet) and {:.0} s (upstream) after the slices were).",
+        s.setup.cluster_writes,
+        s.churn.cluster_writes,
+        u.setup.cluster_writes,
+        u.churn.cluster_writes,
+        s.settle_seconds,
+        crate::measure::QUIET_WRITES_PER_SECOND,
+        s.quiet_wait_seconds,
+        u.quiet_wait_seconds
     );
     let _ = writeln!(
         out,

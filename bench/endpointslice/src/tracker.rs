@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -85,6 +85,17 @@ struct Pending {
     pod: Key,
     kind: Kind,
     seen: Instant,
+    seen_wall: SystemTime,
+}
+
+/// One measured change, for lining it up with the controller's and the apiserver's logs.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub pod: Key,
+    pub kind: Kind,
+    /// When the benchmark saw the pod change.
+    pub seen: SystemTime,
+    pub latency: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +111,7 @@ pub struct State {
     /// Pod changes seen while measuring.
     pub changes_seen: usize,
     pub latencies: Vec<(Kind, Duration)>,
+    pub trace: Vec<Traced>,
     /// Changes overtaken by a newer change of the same pod before the slices showed them.
     pub superseded: usize,
     /// Slice watch events (applied or deleted) for the manager's slices, since the start.
@@ -128,11 +140,18 @@ impl State {
         self.pending.retain(|p| {
             let is_shown = shown.next().unwrap_or(false);
             if is_shown {
-                done.push((p.kind, now.saturating_duration_since(p.seen)));
+                done.push(Traced {
+                    pod: p.pod.clone(),
+                    kind: p.kind,
+                    seen: p.seen_wall,
+                    latency: now.saturating_duration_since(p.seen),
+                });
             }
             !is_shown
         });
-        self.latencies.extend(done);
+        self.latencies
+            .extend(done.iter().map(|t| (t.kind, t.latency)));
+        self.trace.extend(done);
     }
 
     fn change(&mut self, pod: Key, kind: Kind, now: Instant) {
@@ -147,6 +166,7 @@ impl State {
             pod,
             kind,
             seen: now,
+            seen_wall: SystemTime::now(),
         });
         self.settle(now);
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use svcnet_crds::SvcnetConfig;
 use tokio::sync::watch;
 
@@ -76,16 +76,26 @@ pub fn periods_from(config: &SvcnetConfig, flags: Periods) -> Periods {
     }
 }
 
+/// How long to wait before reading the configuration again after `failures` failures in a row: 1 s
+/// doubling to a minute. (The watcher's own backoff starts over at every list attempt, so without
+/// this a cluster without the CRD would get a list request every second.)
+pub fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
 /// Follows the configuration object for good, publishing the options it asks for (the flags' when it
 /// is absent or invalid).
 pub async fn follow(client: kube::Client, flags: Options, tx: watch::Sender<Options>) {
     let api: Api<SvcnetConfig> = Api::all(client);
     let selector = format!("metadata.name={CONFIG_NAME}");
-    let mut events = watcher(api, watcher::Config::default().fields(&selector))
-        .default_backoff()
-        .boxed();
+    let mut events = watcher(api, watcher::Config::default().fields(&selector)).boxed();
+    let mut failures = 0;
     while let Some(event) = events.next().await {
         let next = match event {
+            Ok(watcher::Event::InitDone) => {
+                failures = 0;
+                continue;
+            }
             Ok(watcher::Event::Apply(config) | watcher::Event::InitApply(config)) => {
                 match options_from(&config, &flags) {
                     Ok(options) => options,
@@ -99,7 +109,10 @@ pub async fn follow(client: kube::Client, flags: Options, tx: watch::Sender<Opti
             Ok(_) => continue,
             Err(e) => {
                 // Usually: the CRD is not installed. The flags apply meanwhile.
-                tracing::debug!(error = %e, "svcnet configuration not readable");
+                let delay = retry_delay(failures);
+                failures = failures.saturating_add(1);
+                tracing::debug!(error = %e, retry_in = ?delay, "svcnet configuration not readable");
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
@@ -129,6 +142,13 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("1h").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn reading_the_configuration_again_backs_off_to_a_minute() {
+        let delays: Vec<u64> = (0..8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(60));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod pacer;
 pub mod pod_cache;
 pub mod service_cache;
 pub mod slice_cache;
+pub mod slice_protobuf;
 pub mod tracker;
 pub mod uid;
 pub mod writer;
@@ -196,9 +197,17 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         .unwrap_or_else(|e| e.into_inner())
         .pending(&key, changes);
     if !plan.is_empty() {
-        let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
         tracing::debug!(service = %key, "writing slices");
-        writer::apply(&api, &key, &plan, trigger, &ctx.tracker, &ctx.metrics).await?;
+        writer::apply(
+            &ctx.client,
+            &ns,
+            &key,
+            &plan,
+            trigger,
+            &ctx.tracker,
+            &ctx.metrics,
+        )
+        .await?;
         ctx.pacer
             .lock()
             .unwrap_or_else(|e| e.into_inner())

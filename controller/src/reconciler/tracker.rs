@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -23,10 +24,8 @@ pub struct SliceTracker {
 
 impl SliceTracker {
     /// Records a slice the API returned from a create or an update.
-    pub fn wrote(&mut self, service: &str, slice: &EndpointSlice) {
-        if let (Some(uid), Some(generation)) =
-            (slice.metadata.uid.clone(), slice.metadata.generation)
-        {
+    pub fn wrote(&mut self, service: &str, written: &ObjectMeta) {
+        if let (Some(uid), Some(generation)) = (written.uid.clone(), written.generation) {
             self.expected
                 .entry(service.to_owned())
                 .or_default()
@@ -111,7 +110,7 @@ mod tests {
     #[test]
     fn cache_behind_our_update_is_stale_until_it_catches_up() {
         let mut t = SliceTracker::default();
-        t.wrote("ns/web", &slice("a", 3));
+        t.wrote("ns/web", &slice("a", 3).metadata);
         assert!(t.is_stale("ns/web", &[&slice("a", 2)]));
         assert!(t.is_stale("ns/web", &[]));
         assert!(!t.is_stale("ns/web", &[&slice("a", 3)]));
@@ -131,7 +130,7 @@ mod tests {
     #[test]
     fn our_own_writes_and_deletes_are_recognised_until_the_cache_has_caught_up() {
         let mut t = SliceTracker::default();
-        t.wrote("ns/web", &slice("a", 3));
+        t.wrote("ns/web", &slice("a", 3).metadata);
         t.deleted("ns/web", "b");
         assert!(t.is_own_write("ns/web", &slice("a", 3)));
         assert!(
@@ -149,7 +148,7 @@ mod tests {
     #[test]
     fn services_are_tracked_apart() {
         let mut t = SliceTracker::default();
-        t.wrote("ns/a", &slice("a", 2));
+        t.wrote("ns/a", &slice("a", 2).metadata);
         assert!(!t.is_stale("ns/b", &[]));
         t.forget("ns/a");
         assert!(!t.is_stale("ns/a", &[]));
