@@ -414,10 +414,10 @@ pub async fn run(args: Args) -> Result<()> {
     let mut latency = BTreeMap::new();
     for kind in Kind::ALL {
         let samples: Vec<Duration> = s
-            .latencies
+            .trace
             .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, d)| *d)
+            .filter(|t| t.kind == kind)
+            .map(|t| t.latency)
             .collect();
         latency.insert(format!("{kind:?}"), LatencyStats::of(samples));
     }
@@ -436,7 +436,7 @@ pub async fn run(args: Args) -> Result<()> {
         changes: s.changes_seen,
         unmatched,
         superseded: s.superseded,
-        latency_all: LatencyStats::of(s.latencies.iter().map(|(_, d)| *d).collect()),
+        latency_all: LatencyStats::of(s.trace.iter().map(|t| t.latency).collect()),
         latency,
         watch_restarts: s.pod_watch_restarts + s.slice_watch_restarts,
         quiet_wait_seconds,

@@ -110,7 +110,7 @@ pub struct State {
     pending: Vec<Pending>,
     /// Pod changes seen while measuring.
     pub changes_seen: usize,
-    pub latencies: Vec<(Kind, Duration)>,
+    /// Every change the slices showed, in the order they showed it.
     pub trace: Vec<Traced>,
     /// Changes overtaken by a newer change of the same pod before the slices showed them.
     pub superseded: usize,
@@ -149,8 +149,6 @@ impl State {
             }
             !is_shown
         });
-        self.latencies
-            .extend(done.iter().map(|t| (t.kind, t.latency)));
         self.trace.extend(done);
     }
 
@@ -442,9 +440,9 @@ mod tests {
         s.pod_deleted(&pod("a", false, true), at(50));
         s.slice_applied(&slice(&[("b", true, false)]), at(53));
         let got: Vec<(Kind, u64)> = s
-            .latencies
+            .trace
             .iter()
-            .map(|(k, d)| (*k, d.as_millis() as u64))
+            .map(|t| (t.kind, t.latency.as_millis() as u64))
             .collect();
         assert_eq!(
             got,

@@ -1,10 +1,9 @@
 //! EndpointSlices in the apiserver's protobuf encoding, for our creates and updates.
 //!
-//! kube-controller-manager talks protobuf for built-in types. Against JSON it costs the apiserver
-//! less to decode the request and encode the answer, and allocates less, which counts while its
-//! garbage collector runs: the benchmark's slowest slice updates are the ones answered during a
-//! collection (docs/benchmarks.md). Reads stay JSON (the watches share the JSON encoding with
-//! other clients).
+//! kube-controller-manager talks protobuf for built-in types: against JSON it costs the apiserver
+//! less to decode the request and encode the answer. The benchmark measured a small gain (fewer
+//! slow updates while the apiserver's garbage collector runs; docs/benchmarks.md). Reads stay JSON
+//! (the watches share the JSON encoding with other clients).
 //!
 //! The wire format: the 4 bytes `k8s\0`, then a `runtime.Unknown` carrying the type and the
 //! object's own protobuf bytes.
